@@ -1,0 +1,128 @@
+// Factories and the seeded generator; see factory.h.
+#include "core/factory.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace bridle {
+
+float Generator::uniform(float low, float high) {
+  // 24 random bits -> a float in [0, 1) with every value exactly representable.
+  float unit = static_cast<float>(engine_() >> 40) * (1.0f / 16777216.0f);
+  return low + (high - low) * unit;
+}
+
+float Generator::normal(float mean, float stddev) {
+  // Box-Muller on doubles; written out so the sequence is the same with any
+  // standard library.
+  double u1 = (static_cast<double>(engine_() >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+  double u2 = static_cast<double>(engine_() >> 11) * (1.0 / 9007199254740992.0);
+  double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  return mean + stddev * static_cast<float>(z);
+}
+
+Generator& default_generator() {
+  static Generator generator(0);
+  return generator;
+}
+
+void manual_seed(uint64_t seed) { default_generator().seed(seed); }
+
+Tensor full(const Shape& shape, double value, TensorOptions options) {
+  bool requires_grad = options.requires_grad;
+  Tensor t = Tensor::empty(shape, options.with_requires_grad(false));
+  t.fill_(value);
+  if (requires_grad) t.set_requires_grad();
+  return t;
+}
+
+Tensor zeros(const Shape& shape, TensorOptions options) { return full(shape, 0.0, options); }
+Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
+Tensor zeros_like(const Tensor& t) {
+  return zeros(t.shape(), TensorOptions(t.dtype()).with_device(t.device()));
+}
+Tensor ones_like(const Tensor& t) {
+  return ones(t.shape(), TensorOptions(t.dtype()).with_device(t.device()));
+}
+
+Tensor arange(int64_t end, TensorOptions options) {
+  return arange(0, static_cast<double>(end), 1, options);
+}
+
+Tensor arange(double start, double end, double step, TensorOptions options) {
+  BRIDLE_CHECK(step != 0, "arange: step must be non-zero");
+  BRIDLE_CHECK((end - start) / step >= 0, "arange: start {} cannot reach end {} with step {}",
+               start, end, step);
+  auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  Tensor t = Tensor::empty({n}, options);
+  for (int64_t i = 0; i < n; ++i) t.set({i}, start + static_cast<double>(i) * step);
+  return t;
+}
+
+namespace {
+
+template <typename Draw>
+Tensor random_tensor(const Shape& shape, TensorOptions options, const char* name, Draw draw) {
+  BRIDLE_CHECK(options.dtype == DType::kFloat32, "{}: only float32 is supported, got {}", name,
+               dtype_name(options.dtype));
+  bool requires_grad = options.requires_grad;
+  Tensor t = Tensor::empty(shape, options.with_requires_grad(false));
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = draw();
+  if (requires_grad) t.set_requires_grad();
+  return t;
+}
+
+}  // namespace
+
+Tensor uniform(const Shape& shape, float low, float high, Generator& gen, TensorOptions options) {
+  BRIDLE_CHECK(low <= high, "uniform: low {} is above high {}", low, high);
+  return random_tensor(shape, options, "uniform", [&] { return gen.uniform(low, high); });
+}
+Tensor uniform(const Shape& shape, float low, float high, TensorOptions options) {
+  return uniform(shape, low, high, default_generator(), options);
+}
+Tensor rand(const Shape& shape, Generator& gen, TensorOptions options) {
+  return uniform(shape, 0.0f, 1.0f, gen, options);
+}
+Tensor rand(const Shape& shape, TensorOptions options) {
+  return rand(shape, default_generator(), options);
+}
+Tensor randn(const Shape& shape, Generator& gen, TensorOptions options) {
+  return random_tensor(shape, options, "randn", [&] { return gen.normal(0.0f, 1.0f); });
+}
+Tensor randn(const Shape& shape, TensorOptions options) {
+  return randn(shape, default_generator(), options);
+}
+
+template <typename T>
+Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions options) {
+  Shape s = shape.empty() ? Shape{static_cast<int64_t>(values.size())} : shape;
+  BRIDLE_CHECK(shape_numel(s) == static_cast<int64_t>(values.size()),
+               "from_vector: {} values do not fill shape {}", values.size(), shape_str(s));
+  BRIDLE_CHECK(options.dtype == DTypeOf<T>::value, "from_vector: {} values for a {} tensor",
+               dtype_name(DTypeOf<T>::value), dtype_name(options.dtype));
+  bool requires_grad = options.requires_grad;
+  Tensor t = Tensor::empty(s, options.with_requires_grad(false));
+  std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
+  if (requires_grad) t.set_requires_grad();
+  return t;
+}
+
+template Tensor from_vector(const std::vector<float>&, const Shape&, TensorOptions);
+template Tensor from_vector(const std::vector<int32_t>&, const Shape&, TensorOptions);
+template Tensor from_vector(const std::vector<int64_t>&, const Shape&, TensorOptions);
+
+Tensor from_vector(std::initializer_list<float> values, const Shape& shape, TensorOptions options) {
+  return from_vector(std::vector<float>(values), shape, options);
+}
+
+Tensor scalar(float value, TensorOptions options) {
+  bool requires_grad = options.requires_grad;
+  Tensor t = Tensor::empty({}, options.with_requires_grad(false));
+  t.fill_(value);
+  if (requires_grad) t.set_requires_grad();
+  return t;
+}
+
+}  // namespace bridle

@@ -1,0 +1,307 @@
+// Tensor handle methods: shape queries, element access, copies, printing, and
+// the autograd entry points (the engine itself is in autograd/engine.cpp).
+#include "core/tensor.h"
+
+#include <cmath>
+#include <cstring>
+#include <ostream>
+#include <sstream>
+
+#include "autograd/engine.h"
+#include "autograd/node.h"
+#include "core/factory.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "ops/reduce.h"
+#include "ops/shape.h"
+
+namespace bridle {
+
+std::string shape_str(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Tensor Tensor::empty(const Shape& shape, TensorOptions options) {
+  for (int64_t d : shape)
+    BRIDLE_CHECK(d >= 0, "Tensor::empty: negative dimension in shape {}", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = options.dtype;
+  impl->storage = std::make_shared<Storage>(
+      static_cast<size_t>(shape_numel(shape)) * dtype_size(options.dtype), options.device);
+  impl->requires_grad = options.requires_grad;
+  Tensor t(std::move(impl));
+  if (options.requires_grad)
+    BRIDLE_CHECK(t.is_float(), "only float tensors can require grad, got {}",
+                 dtype_name(options.dtype));
+  return t;
+}
+
+int64_t Tensor::size(int64_t d) const {
+  int64_t n = dim();
+  BRIDLE_CHECK(d >= -n && d < n, "Tensor::size: dim {} out of range for shape {}", d,
+               shape_str(shape()));
+  return shape()[d < 0 ? d + n : d];
+}
+
+void* Tensor::raw_data() const {
+  return static_cast<char*>(impl().storage->data()) + impl().offset * dtype_size(dtype());
+}
+
+namespace {
+
+void check_cpu(const Tensor& t, const char* what) {
+  BRIDLE_CHECK(t.device().is_cpu(), "{}: needs a cpu tensor, got one on {}", what,
+               t.device().str());
+}
+
+int64_t flat_index(const Tensor& t, const std::vector<int64_t>& index) {
+  BRIDLE_CHECK(static_cast<int64_t>(index.size()) == t.dim(),
+               "Tensor element access: {} indices for a tensor of shape {}", index.size(),
+               shape_str(t.shape()));
+  int64_t flat = 0;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    int64_t i = index[d] < 0 ? index[d] + t.shape()[d] : index[d];
+    BRIDLE_CHECK(i >= 0 && i < t.shape()[d],
+                 "Tensor element access: index {} out of range in dim {} of shape {}", index[d], d,
+                 shape_str(t.shape()));
+    flat = flat * t.shape()[d] + i;
+  }
+  return flat;
+}
+
+double read_element(const Tensor& t, int64_t flat) {
+  switch (t.dtype()) {
+    case DType::kFloat32:
+      return t.data<float>()[flat];
+    case DType::kInt32:
+      return t.data<int32_t>()[flat];
+    case DType::kInt64:
+      return static_cast<double>(t.data<int64_t>()[flat]);
+  }
+  return 0;
+}
+
+void write_element(const Tensor& t, int64_t flat, double value) {
+  switch (t.dtype()) {
+    case DType::kFloat32:
+      t.data<float>()[flat] = static_cast<float>(value);
+      break;
+    case DType::kInt32:
+      t.data<int32_t>()[flat] = static_cast<int32_t>(value);
+      break;
+    case DType::kInt64:
+      t.data<int64_t>()[flat] = static_cast<int64_t>(value);
+      break;
+  }
+}
+
+}  // namespace
+
+float Tensor::item() const {
+  BRIDLE_CHECK(numel() == 1, "Tensor::item: needs exactly one element, got shape {}",
+               shape_str(shape()));
+  check_cpu(*this, "Tensor::item");
+  return static_cast<float>(read_element(*this, 0));
+}
+
+double Tensor::at(const std::vector<int64_t>& index) const {
+  check_cpu(*this, "Tensor::at");
+  return read_element(*this, flat_index(*this, index));
+}
+
+void Tensor::set(const std::vector<int64_t>& index, double value) {
+  check_cpu(*this, "Tensor::set");
+  write_element(*this, flat_index(*this, index), value);
+}
+
+std::vector<float> Tensor::to_vector() const {
+  check_cpu(*this, "Tensor::to_vector");
+  const float* p = data<float>();
+  return std::vector<float>(p, p + numel());
+}
+
+std::vector<int64_t> Tensor::to_int_vector() const {
+  check_cpu(*this, "Tensor::to_int_vector");
+  BRIDLE_CHECK(is_integer(dtype()), "Tensor::to_int_vector: tensor is {}", dtype_name(dtype()));
+  std::vector<int64_t> out(numel());
+  for (int64_t i = 0; i < numel(); ++i) out[i] = static_cast<int64_t>(read_element(*this, i));
+  return out;
+}
+
+Tensor Tensor::clone() const {
+  Tensor out = Tensor::empty(shape(), TensorOptions(dtype()).with_device(device()));
+  std::memcpy(out.raw_data(), raw_data(), numel() * dtype_size(dtype()));
+  return out;
+}
+
+Tensor Tensor::to(DType target) const {
+  if (target == dtype()) return *this;
+  check_cpu(*this, "Tensor::to");
+  Tensor out = Tensor::empty(shape(), TensorOptions(target).with_device(device()));
+  for (int64_t i = 0; i < numel(); ++i) write_element(out, i, read_element(*this, i));
+  return out;
+}
+
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  BRIDLE_FAIL("Tensor::to: cannot move a tensor from {} to {}: this build has no CUDA backend",
+              device().str(), target.str());
+}
+
+Tensor& Tensor::fill_(double value) {
+  check_cpu(*this, "Tensor::fill_");
+  int64_t n = numel();
+  if (dtype() == DType::kFloat32) {
+    float v = static_cast<float>(value);
+    float* p = data<float>();
+    for (int64_t i = 0; i < n; ++i) p[i] = v;
+  } else {
+    for (int64_t i = 0; i < n; ++i) write_element(*this, i, value);
+  }
+  return *this;
+}
+
+Tensor& Tensor::copy_(const Tensor& other) {
+  BRIDLE_CHECK(other.shape() == shape() && other.dtype() == dtype(),
+               "Tensor::copy_: source is {} {}, destination is {} {}", dtype_name(other.dtype()),
+               shape_str(other.shape()), dtype_name(dtype()), shape_str(shape()));
+  check_cpu(*this, "Tensor::copy_");
+  std::memmove(raw_data(), other.raw_data(), numel() * dtype_size(dtype()));
+  return *this;
+}
+
+Tensor& Tensor::set_requires_grad(bool requires_grad) {
+  BRIDLE_CHECK(!requires_grad || is_float(),
+               "set_requires_grad: only float tensors can require grad, got {}",
+               dtype_name(dtype()));
+  BRIDLE_CHECK(is_leaf(),
+               "set_requires_grad: only leaves can change requires_grad; detach() first");
+  impl().requires_grad = requires_grad;
+  return *this;
+}
+
+Tensor Tensor::grad() const { return impl().grad ? Tensor(impl().grad) : Tensor(); }
+
+void Tensor::set_grad(const Tensor& grad) {
+  if (grad.defined())
+    BRIDLE_CHECK(grad.shape() == shape(), "set_grad: gradient {} for a tensor of shape {}",
+                 shape_str(grad.shape()), shape_str(shape()));
+  impl().grad = grad.impl_ptr();
+}
+
+void Tensor::zero_grad(bool set_to_none) {
+  if (!impl().grad) return;
+  if (set_to_none)
+    impl().grad.reset();
+  else
+    Tensor(impl().grad).fill_(0.0);
+}
+
+void Tensor::retain_grad() {
+  BRIDLE_CHECK(requires_grad(), "retain_grad: the tensor does not require grad");
+  impl().retains_grad = true;
+}
+
+void Tensor::backward(bool retain_graph) const {
+  BRIDLE_CHECK(numel() == 1,
+               "backward: without a gradient argument the tensor must be a scalar, got shape {}",
+               shape_str(shape()));
+  run_backward(*this, ones(shape(), TensorOptions(dtype()).with_device(device())), retain_graph);
+}
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  BRIDLE_CHECK(gradient.shape() == shape(),
+               "backward: gradient of shape {} for a tensor of shape {}",
+               shape_str(gradient.shape()), shape_str(shape()));
+  run_backward(*this, gradient, retain_graph);
+}
+
+Tensor Tensor::detach() const {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = impl_ptr()->storage;
+  impl->offset = impl_ptr()->offset;
+  impl->shape = shape();
+  impl->dtype = dtype();
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::reshape(const Shape& s) const { return bridle::reshape(*this, s); }
+Tensor Tensor::transpose(int64_t d0, int64_t d1) const { return bridle::transpose(*this, d0, d1); }
+Tensor Tensor::slice(int64_t start, int64_t end) const { return bridle::slice(*this, start, end); }
+Tensor Tensor::sum() const { return bridle::sum(*this); }
+Tensor Tensor::sum(int64_t d, bool keepdim) const { return bridle::sum(*this, d, keepdim); }
+Tensor Tensor::mean() const { return bridle::mean(*this); }
+Tensor Tensor::mean(int64_t d, bool keepdim) const { return bridle::mean(*this, d, keepdim); }
+Tensor Tensor::argmax(int64_t d, bool keepdim) const { return bridle::argmax(*this, d, keepdim); }
+Tensor Tensor::matmul(const Tensor& other) const { return bridle::matmul(*this, other); }
+Tensor Tensor::exp() const { return bridle::exp(*this); }
+Tensor Tensor::log() const { return bridle::log(*this); }
+Tensor Tensor::relu() const { return bridle::relu(*this); }
+Tensor Tensor::pow(float exponent) const { return bridle::pow(*this, exponent); }
+
+// Printing, PyTorch style: tensor([[1.0000, 2.0000], ...]), eliding the middle of long dims.
+namespace {
+
+void print_rec(std::ostringstream& os, const Tensor& t, int64_t dim, int64_t& flat, int indent) {
+  constexpr int64_t kEdge = 3, kMaxFull = 8;
+  int64_t n = t.shape()[dim];
+  int64_t inner = 1;
+  for (int64_t d = dim + 1; d < t.dim(); ++d) inner *= t.shape()[d];
+  os << "[";
+  int64_t base = flat;
+  for (int64_t i = 0; i < n; ++i) {
+    if (n > kMaxFull && i == kEdge) {
+      os << (dim + 1 == t.dim() ? "..., " : "...,\n" + std::string(indent + 1, ' '));
+      i = n - kEdge;
+    }
+    flat = base + i * inner;
+    if (dim + 1 == t.dim()) {
+      double v = read_element(t, flat);
+      if (t.is_float())
+        os << fmt::format("{:.4f}", v);
+      else
+        os << static_cast<int64_t>(v);
+    } else {
+      print_rec(os, t, dim + 1, flat, indent + 1);
+    }
+    if (i + 1 < n) os << (dim + 1 == t.dim() ? ", " : ",\n" + std::string(indent + 1, ' '));
+  }
+  os << "]";
+}
+
+}  // namespace
+
+std::string Tensor::str() const {
+  if (!defined()) return "tensor(undefined)";
+  std::ostringstream os;
+  os << "tensor(";
+  if (!device().is_cpu()) {
+    os << "<on " << device().str() << ">";
+  } else if (dim() == 0) {
+    double v = read_element(*this, 0);
+    os << (is_float() ? fmt::format("{:.4f}", v) : std::to_string(static_cast<int64_t>(v)));
+  } else if (numel() == 0) {
+    os << "[]";
+  } else {
+    int64_t flat = 0;
+    print_rec(os, *this, 0, flat, 7);
+  }
+  os << ", shape=" << shape_str(shape());
+  if (!is_float()) os << ", dtype=" << dtype_name(dtype());
+  if (requires_grad()) os << (is_leaf() ? ", requires_grad" : ", grad_fn=" + grad_fn()->name());
+  os << ")";
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
+
+}  // namespace bridle

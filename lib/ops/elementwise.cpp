@@ -1,0 +1,339 @@
+// Elementwise ops: forward, backward and CPU kernels; declarations in elementwise.h.
+//
+// Each op is a small struct with its forward f and its derivative, written side
+// by side, and one generic kernel per arity loops over memory with them:
+//   unary:  y = f(x),     dx += dy * f'(x)            (f' may use y, e.g. exp)
+//   binary: y = f(a, b),  da += dy * df/da,  db += dy * df/db
+// Broadcast inputs are walked with stride 0 along their stretched dims, so the
+// backward's "+=" into the same element *is* the sum over those dims.
+#include "ops/elementwise.h"
+
+#include <cmath>
+
+#include "autograd/node.h"
+#include "core/factory.h"
+#include "ops/op_utils.h"
+
+namespace bridle {
+
+// Below this many elements a loop is not worth waking the thread pool for.
+constexpr int64_t kParallelGrain = 1 << 16;
+
+namespace ops {
+
+struct Neg {
+  static constexpr const char* name = "neg";
+  static float f(float x) { return -x; }
+  static float df(float, float) { return -1.0f; }
+};
+struct Exp {
+  static constexpr const char* name = "exp";
+  static float f(float x) { return std::exp(x); }
+  static float df(float, float y) { return y; }  // (e^x)' = e^x
+};
+struct Log {
+  static constexpr const char* name = "log";
+  static float f(float x) { return std::log(x); }
+  static float df(float x, float) { return 1.0f / x; }
+};
+struct Sqrt {
+  static constexpr const char* name = "sqrt";
+  static float f(float x) { return std::sqrt(x); }
+  static float df(float, float y) { return 0.5f / y; }  // 1 / (2 sqrt x)
+};
+struct Relu {
+  static constexpr const char* name = "relu";
+  static float f(float x) { return x > 0.0f ? x : 0.0f; }
+  static float df(float x, float) { return x > 0.0f ? 1.0f : 0.0f; }  // 0 at the kink, as PyTorch
+};
+struct Sigmoid {
+  static constexpr const char* name = "sigmoid";
+  // Two branches so exp never overflows: for x < 0 use e^x / (1 + e^x).
+  static float f(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
+    float e = std::exp(x);
+    return e / (1.0f + e);
+  }
+  static float df(float, float y) { return y * (1.0f - y); }
+};
+struct Tanh {
+  static constexpr const char* name = "tanh";
+  static float f(float x) { return std::tanh(x); }
+  static float df(float, float y) { return 1.0f - y * y; }
+};
+
+struct Add {
+  static constexpr const char* name = "add";
+  static float f(float a, float b) { return a + b; }
+  static float da(float, float, float) { return 1.0f; }
+  static float db(float, float, float) { return 1.0f; }
+};
+struct Sub {
+  static constexpr const char* name = "sub";
+  static float f(float a, float b) { return a - b; }
+  static float da(float, float, float) { return 1.0f; }
+  static float db(float, float, float) { return -1.0f; }
+};
+struct Mul {
+  static constexpr const char* name = "mul";
+  static float f(float a, float b) { return a * b; }
+  static float da(float, float b, float) { return b; }
+  static float db(float a, float, float) { return a; }
+};
+struct Div {
+  static constexpr const char* name = "div";
+  static float f(float a, float b) { return a / b; }
+  static float da(float, float b, float) { return 1.0f / b; }
+  static float db(float, float b, float y) { return -y / b; }  // -a / b^2
+};
+struct Pow {
+  static constexpr const char* name = "pow";
+  static float f(float a, float b) { return std::pow(a, b); }
+  static float da(float a, float b, float) { return b * std::pow(a, b - 1.0f); }
+  static float db(float a, float, float y) { return y * std::log(a); }  // d(a^b)/db = a^b ln a
+};
+
+}  // namespace ops
+
+// How two inputs map onto the broadcast output: per output dim, the element
+// stride of each input (0 along a stretched dim).
+struct BroadcastPlan {
+  Shape out;
+  std::vector<int64_t> stride_a, stride_b;
+  bool same_shape = false;  // no broadcasting: plain flat loops
+};
+
+namespace cpu {
+
+template <typename Op>
+void unary_forward(float* out, const float* inp, int64_t n) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) out[i] = Op::f(inp[i]);
+}
+
+template <typename Op>
+void unary_backward(float* dinp, const float* inp, const float* out, const float* dout, int64_t n) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dinp[i] += dout[i] * Op::df(inp[i], out[i]);
+}
+
+// out = alpha * inp + beta; dinp += alpha * dout.
+void affine_forward(float* out, const float* inp, float alpha, float beta, int64_t n) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) out[i] = alpha * inp[i] + beta;
+}
+
+// out = inp^p; dinp += dout * p * inp^(p-1).
+void pow_scalar_forward(float* out, const float* inp, float p, int64_t n) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) out[i] = p == 2.0f ? inp[i] * inp[i] : std::pow(inp[i], p);
+}
+void pow_scalar_backward(float* dinp, const float* inp, const float* dout, float p, int64_t n) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dinp[i] += dout[i] * p * std::pow(inp[i], p - 1.0f);
+}
+
+// dst += alpha * src.
+void axpy(float* dst, const float* src, float alpha, int64_t n) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dst[i] += alpha * src[i];
+}
+
+// Calls fn(o, ia, ib) for every output element o with the matching input
+// elements, innermost dim fastest. Serial: the backward's accumulation into
+// stretched inputs would race if split across threads.
+template <typename Fn>
+void for_each_broadcast(const BroadcastPlan& plan, Fn fn) {
+  const int64_t rank = static_cast<int64_t>(plan.out.size());
+  if (rank == 0) {
+    fn(0, 0, 0);
+    return;
+  }
+  const int64_t inner = plan.out[rank - 1];
+  const int64_t sa = plan.stride_a[rank - 1], sb = plan.stride_b[rank - 1];
+  const int64_t outer = inner == 0 ? 0 : shape_numel(plan.out) / inner;
+  std::vector<int64_t> index(rank, 0);
+  int64_t ia = 0, ib = 0;
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t j = 0; j < inner; ++j) fn(o * inner + j, ia + j * sa, ib + j * sb);
+    for (int64_t d = rank - 2; d >= 0; --d) {  // odometer over the outer dims
+      ia += plan.stride_a[d];
+      ib += plan.stride_b[d];
+      if (++index[d] < plan.out[d]) break;
+      ia -= plan.out[d] * plan.stride_a[d];
+      ib -= plan.out[d] * plan.stride_b[d];
+      index[d] = 0;
+    }
+  }
+}
+
+template <typename Op>
+void binary_forward(float* out, const float* a, const float* b, const BroadcastPlan& plan) {
+  if (plan.same_shape) {
+    int64_t n = shape_numel(plan.out);
+#pragma omp parallel for if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) out[i] = Op::f(a[i], b[i]);
+    return;
+  }
+  for_each_broadcast(plan,
+                     [&](int64_t o, int64_t ia, int64_t ib) { out[o] = Op::f(a[ia], b[ib]); });
+}
+
+// da / db may be null (that input needs no gradient).
+template <typename Op>
+void binary_backward(float* da, float* db, const float* a, const float* b, const float* out,
+                     const float* dout, const BroadcastPlan& plan) {
+  if (plan.same_shape) {
+    int64_t n = shape_numel(plan.out);
+    if (da) {
+#pragma omp parallel for if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) da[i] += dout[i] * Op::da(a[i], b[i], out[i]);
+    }
+    if (db) {
+#pragma omp parallel for if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) db[i] += dout[i] * Op::db(a[i], b[i], out[i]);
+    }
+    return;
+  }
+  for_each_broadcast(plan, [&](int64_t o, int64_t ia, int64_t ib) {
+    if (da) da[ia] += dout[o] * Op::da(a[ia], b[ib], out[o]);
+    if (db) db[ib] += dout[o] * Op::db(a[ia], b[ib], out[o]);
+  });
+}
+
+}  // namespace cpu
+
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
+  size_t rank = std::max(a.size(), b.size());
+  Shape out(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    BRIDLE_CHECK(da == db || da == 1 || db == 1,
+                 "{}: shapes {} and {} cannot be broadcast (dim {}: {} vs {})", op, shape_str(a),
+                 shape_str(b), i, da, db);
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+namespace {
+
+BroadcastPlan plan_broadcast(const char* op, const Shape& a, const Shape& b) {
+  BroadcastPlan plan;
+  plan.out = broadcast_shapes(op, a, b);
+  plan.same_shape = a == b;
+  size_t rank = plan.out.size();
+  auto strides_for = [&](const Shape& s) {
+    std::vector<int64_t> strides(rank, 0);
+    int64_t stride = 1;
+    for (size_t k = 0; k < s.size(); ++k) {
+      size_t d = rank - 1 - k;  // walk from the last dim
+      int64_t size = s[s.size() - 1 - k];
+      strides[d] = size == 1 ? 0 : stride;
+      stride *= size;
+    }
+    return strides;
+  };
+  plan.stride_a = strides_for(a);
+  plan.stride_b = strides_for(b);
+  return plan;
+}
+
+float* grad_ptr(const Tensor& t) {
+  return t.requires_grad() ? grad_buffer(t).data<float>() : nullptr;
+}
+
+template <typename Op>
+Tensor unary_op(const Tensor& x) {
+  check_float(Op::name, x);
+  check_device(Op::name, {x});
+  Tensor out = Tensor::empty(x.shape());
+  cpu::unary_forward<Op>(out.data<float>(), x.data<float>(), x.numel());
+  return record(out, Op::name, {x}, [x](const Tensor& dout, const Tensor& out) {
+    cpu::unary_backward<Op>(grad_buffer(x).data<float>(), x.data<float>(), out.data<float>(),
+                            dout.data<float>(), x.numel());
+  });
+}
+
+template <typename Op>
+Tensor binary_op(const Tensor& a, const Tensor& b) {
+  check_float(Op::name, a, "a");
+  check_float(Op::name, b, "b");
+  check_device(Op::name, {a, b});
+  BroadcastPlan plan = plan_broadcast(Op::name, a.shape(), b.shape());
+  Tensor out = Tensor::empty(plan.out);
+  cpu::binary_forward<Op>(out.data<float>(), a.data<float>(), b.data<float>(), plan);
+  return record(out, Op::name, {a, b}, [a, b, plan](const Tensor& dout, const Tensor& out) {
+    cpu::binary_backward<Op>(grad_ptr(a), grad_ptr(b), a.data<float>(), b.data<float>(),
+                             out.data<float>(), dout.data<float>(), plan);
+  });
+}
+
+// y = alpha * x + beta: the scalar forms of add, sub, mul and div.
+Tensor affine(const Tensor& x, float alpha, float beta, const char* name) {
+  check_float(name, x);
+  check_device(name, {x});
+  Tensor out = Tensor::empty(x.shape());
+  cpu::affine_forward(out.data<float>(), x.data<float>(), alpha, beta, x.numel());
+  return record(out, name, {x}, [x, alpha](const Tensor& dout, const Tensor&) {
+    cpu::axpy(grad_buffer(x).data<float>(), dout.data<float>(), alpha, x.numel());
+  });
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary_op<ops::Add>(a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary_op<ops::Sub>(a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary_op<ops::Mul>(a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary_op<ops::Div>(a, b); }
+Tensor pow(const Tensor& base, const Tensor& exponent) {
+  return binary_op<ops::Pow>(base, exponent);
+}
+
+Tensor add(const Tensor& a, float b) { return affine(a, 1.0f, b, "add_scalar"); }
+Tensor mul(const Tensor& a, float b) { return affine(a, b, 0.0f, "mul_scalar"); }
+
+Tensor pow(const Tensor& x, float exponent) {
+  check_float("pow", x);
+  check_device("pow", {x});
+  Tensor out = Tensor::empty(x.shape());
+  cpu::pow_scalar_forward(out.data<float>(), x.data<float>(), exponent, x.numel());
+  return record(out, "pow_scalar", {x}, [x, exponent](const Tensor& dout, const Tensor&) {
+    cpu::pow_scalar_backward(grad_buffer(x).data<float>(), x.data<float>(), dout.data<float>(),
+                             exponent, x.numel());
+  });
+}
+
+Tensor neg(const Tensor& x) { return unary_op<ops::Neg>(x); }
+Tensor exp(const Tensor& x) { return unary_op<ops::Exp>(x); }
+Tensor log(const Tensor& x) { return unary_op<ops::Log>(x); }
+Tensor sqrt(const Tensor& x) { return unary_op<ops::Sqrt>(x); }
+Tensor relu(const Tensor& x) { return unary_op<ops::Relu>(x); }
+Tensor sigmoid(const Tensor& x) { return unary_op<ops::Sigmoid>(x); }
+Tensor tanh(const Tensor& x) { return unary_op<ops::Tanh>(x); }
+
+void add_(const Tensor& dst, const Tensor& src, float alpha) {
+  check_float("add_", dst, "dst");
+  check_float("add_", src, "src");
+  check_device("add_", {dst, src});
+  BRIDLE_CHECK(dst.shape() == src.shape(), "add_: cannot add {} into {}", shape_str(src.shape()),
+               shape_str(dst.shape()));
+  cpu::axpy(dst.data<float>(), src.data<float>(), alpha, dst.numel());
+}
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator+(const Tensor& a, float b) { return add(a, b); }
+Tensor operator-(const Tensor& a, float b) { return add(a, -b); }
+Tensor operator*(const Tensor& a, float b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, float b) { return mul(a, 1.0f / b); }
+Tensor operator+(float a, const Tensor& b) { return add(b, a); }
+Tensor operator-(float a, const Tensor& b) { return affine(b, -1.0f, a, "rsub_scalar"); }
+Tensor operator*(float a, const Tensor& b) { return mul(b, a); }
+Tensor operator/(float a, const Tensor& b) { return div(scalar(a), b); }
+Tensor operator-(const Tensor& a) { return neg(a); }
+
+}  // namespace bridle

@@ -1,0 +1,29 @@
+// Argument checks shared by ops. Every check throws bridle::Error with a message
+// naming the op and the offending shape or value; kernels never check.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace bridle {
+
+// Throws unless t is defined and float32.
+void check_float(const char* op, const Tensor& t, const char* arg = "input");
+// Throws unless all tensors are on the same device, and that device has kernels.
+void check_device(const char* op, const std::vector<Tensor>& tensors);
+// Maps a possibly negative dim into [0, rank); throws if out of range.
+int64_t normalize_dim(const char* op, int64_t dim, int64_t rank);
+
+// Splits shape around `dim` into (outer, size, inner): the layout every
+// reduction and softmax kernel takes. For [B, C] and dim 1: (B, C, 1).
+struct DimSplit {
+  int64_t outer = 1, size = 1, inner = 1;
+};
+DimSplit split_at(const Shape& shape, int64_t dim);
+
+// The shape with `dim` removed (or set to 1 when keepdim).
+Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim);
+
+}  // namespace bridle

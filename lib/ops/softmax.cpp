@@ -1,0 +1,219 @@
+// softmax, log_softmax, logsumexp: ops, backward and CPU kernels (see softmax.h).
+//
+// Backward, with y = softmax(x / T) along the row and g = dL/dy:
+//   softmax:     dx_j += y_j (g_j - sum_k g_k y_k) / T
+//   log_softmax: dx_j += (g_j - softmax_j sum_k g_k) / T,  softmax_j = exp(y_j)
+//   logsumexp:   dx_j += g exp(x_j - lse)               (= g softmax(x)_j)
+// Both softmax backward forms use the saved output only, never the input.
+#include "ops/softmax.h"
+
+#include <cmath>
+#include <limits>
+
+#include "autograd/node.h"
+#include "ops/fast_math.h"
+#include "ops/op_utils.h"
+
+namespace bridle {
+namespace cpu {
+
+// --- Naive reference: one row at a time, three plain passes, doubles. -----------
+
+int64_t softmax_forward_naive(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner,
+                              float inv_temp, bool log) {
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const float* x = inp + o * n * inner + i;
+      float* y = out + o * n * inner + i;
+      float max = -std::numeric_limits<float>::infinity();
+      bool has_nan = false;
+      for (int64_t j = 0; j < n; ++j) {
+        max = std::max(max, x[j * inner]);
+        has_nan |= std::isnan(x[j * inner]);
+      }
+      if (!std::isfinite(max) || has_nan) return o * inner + i;
+      double sum = 0.0;
+      for (int64_t j = 0; j < n; ++j)
+        sum += std::exp(static_cast<double>(x[j * inner] - max) * inv_temp);
+      for (int64_t j = 0; j < n; ++j) {
+        double z = static_cast<double>(x[j * inner] - max) * inv_temp;
+        y[j * inner] = static_cast<float>(log ? z - std::log(sum) : std::exp(z) / sum);
+      }
+    }
+  }
+  return -1;
+}
+
+void softmax_backward_naive(float* dinp, const float* out, const float* dout, int64_t outer,
+                            int64_t n, int64_t inner, float inv_temp, bool log) {
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      int64_t base = o * n * inner + i;
+      double acc = 0.0;  // sum_k g_k y_k (softmax) or sum_k g_k (log_softmax)
+      for (int64_t j = 0; j < n; ++j)
+        acc += static_cast<double>(dout[base + j * inner]) * (log ? 1.0f : out[base + j * inner]);
+      for (int64_t j = 0; j < n; ++j) {
+        double g = dout[base + j * inner], y = out[base + j * inner];
+        double dx = log ? g - std::exp(y) * acc : y * (g - acc);
+        dinp[base + j * inner] += static_cast<float>(dx * inv_temp);
+      }
+    }
+  }
+}
+
+// --- Fast path: contiguous rows, simd loops, OpenMP over rows. -------------------
+
+int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, float inv_temp,
+                        bool log) {
+  int64_t first_bad = std::numeric_limits<int64_t>::max();
+#pragma omp parallel for reduction(min : first_bad) if (rows * n > (1 << 15))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = inp + r * n;
+    float* y = out + r * n;
+    float max = -std::numeric_limits<float>::infinity();
+    int nans = 0;  // NaN compares false with everything, so max alone would skip it
+#pragma omp simd reduction(max : max) reduction(+ : nans)
+    for (int64_t j = 0; j < n; ++j) {
+      max = x[j] > max ? x[j] : max;
+      nans += x[j] != x[j];
+    }
+    if (!std::isfinite(max) || nans > 0) {
+      first_bad = std::min(first_bad, r);
+      continue;
+    }
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) {
+      float e = fast_exp((x[j] - max) * inv_temp);
+      if (!log) y[j] = e;
+      sum += e;
+    }
+    if (log) {
+      float log_sum = std::log(sum);
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - max) * inv_temp - log_sum;
+    } else {
+      float inv_sum = 1.0f / sum;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] *= inv_sum;
+    }
+  }
+  return first_bad == std::numeric_limits<int64_t>::max() ? -1 : first_bad;
+}
+
+void softmax_backward(float* dinp, const float* out, const float* dout, int64_t rows, int64_t n,
+                      float inv_temp, bool log) {
+#pragma omp parallel for if (rows * n > (1 << 15))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* y = out + r * n;
+    const float* g = dout + r * n;
+    float* dx = dinp + r * n;
+    float acc = 0.0f;
+    if (log) {
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < n; ++j) acc += g[j];
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) dx[j] += (g[j] - fast_exp(y[j]) * acc) * inv_temp;
+    } else {
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < n; ++j) acc += g[j] * y[j];
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) dx[j] += y[j] * (g[j] - acc) * inv_temp;
+    }
+  }
+}
+
+// --- logsumexp ------------------------------------------------------------------
+
+void logsumexp_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner) {
+#pragma omp parallel for if (outer * n * inner > (1 << 15))
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const float* x = inp + o * n * inner + i;
+      float max = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < n; ++j) max = std::max(max, x[j * inner]);
+      if (std::isinf(max)) {  // all -inf: lse = -inf; any +inf: lse = +inf
+        out[o * inner + i] = max;
+        continue;
+      }
+      float sum = 0.0f;
+      for (int64_t j = 0; j < n; ++j) sum += fast_exp(x[j * inner] - max);
+      out[o * inner + i] = max + std::log(sum);  // NaN inputs give NaN, as PyTorch
+    }
+  }
+}
+
+void logsumexp_backward(float* dinp, const float* inp, const float* out, const float* dout,
+                        int64_t outer, int64_t n, int64_t inner) {
+#pragma omp parallel for if (outer * n * inner > (1 << 15))
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      float lse = out[o * inner + i], g = dout[o * inner + i];
+      if (std::isinf(lse)) continue;  // no gradient through an all -inf (or +inf) row
+      for (int64_t j = 0; j < n; ++j) {
+        int64_t k = o * n * inner + j * inner + i;
+        dinp[k] += g * fast_exp(inp[k] - lse);
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+
+namespace {
+
+Tensor softmax_op(const Tensor& x, int64_t dim, float temperature, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  check_float(name, x);
+  check_device(name, {x});
+  BRIDLE_CHECK(temperature > 0.0f && std::isfinite(temperature),
+               "{}: temperature must be a positive finite number, got {}", name, temperature);
+  int64_t rank = std::max<int64_t>(x.dim(), 1);
+  dim = normalize_dim(name, dim, rank);
+  DimSplit s = split_at(x.dim() == 0 ? Shape{1} : x.shape(), dim);
+  float inv_temp = 1.0f / temperature;
+  Tensor out = Tensor::empty(x.shape());
+  int64_t bad = s.inner == 1 ? cpu::softmax_forward(out.data<float>(), x.data<float>(), s.outer,
+                                                    s.size, inv_temp, log)
+                             : cpu::softmax_forward_naive(out.data<float>(), x.data<float>(),
+                                                          s.outer, s.size, s.inner, inv_temp, log);
+  BRIDLE_CHECK(bad < 0,
+               "{}: row {} (along dim {} of input {}) has no finite maximum: it is all -inf or "
+               "contains +inf or NaN, so its {} is undefined",
+               name, bad, dim, shape_str(x.shape()), name);
+  return record(out, name, {x}, [x, s, inv_temp, log](const Tensor& dout, const Tensor& out) {
+    float* dx = grad_buffer(x).data<float>();
+    if (s.inner == 1)
+      cpu::softmax_backward(dx, out.data<float>(), dout.data<float>(), s.outer, s.size, inv_temp,
+                            log);
+    else
+      cpu::softmax_backward_naive(dx, out.data<float>(), dout.data<float>(), s.outer, s.size,
+                                  s.inner, inv_temp, log);
+  });
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim, float temperature) {
+  return softmax_op(x, dim, temperature, false);
+}
+
+Tensor log_softmax(const Tensor& x, int64_t dim, float temperature) {
+  return softmax_op(x, dim, temperature, true);
+}
+
+Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {
+  check_float("logsumexp", x);
+  check_device("logsumexp", {x});
+  dim = normalize_dim("logsumexp", dim, x.dim());
+  DimSplit s = split_at(x.shape(), dim);
+  BRIDLE_CHECK(s.size > 0, "logsumexp: dim {} of shape {} is empty", dim, shape_str(x.shape()));
+  Tensor out = Tensor::empty(reduced_shape(x.shape(), dim, keepdim));
+  cpu::logsumexp_forward(out.data<float>(), x.data<float>(), s.outer, s.size, s.inner);
+  return record(out, "logsumexp", {x}, [x, s](const Tensor& dout, const Tensor& out) {
+    cpu::logsumexp_backward(grad_buffer(x).data<float>(), x.data<float>(), out.data<float>(),
+                            dout.data<float>(), s.outer, s.size, s.inner);
+  });
+}
+
+}  // namespace bridle

@@ -1,0 +1,44 @@
+// The softmax family along one dim: softmax, log_softmax and logsumexp.
+//
+//   softmax(x, T)_j     = exp(x_j / T) / sum_k exp(x_k / T)
+//   log_softmax(x, T)_j = x_j / T - logsumexp(x / T)
+//   logsumexp(x)        = m + log sum_k exp(x_k - m),   m = max_k x_k
+// All three subtract the row maximum first, so [1000, 1001, 1002] and [-1e4, 0]
+// are exact, and -inf entries get probability 0. A row with no finite maximum
+// (all -inf, or containing +inf or NaN) has no softmax: softmax and log_softmax
+// throw and name the row. logsumexp of an all -inf row is -inf (its true value),
+// with zero gradient. Temperature T must be > 0.
+//
+// Kernels, naive and fast, and the backward derivations are in softmax.cpp;
+// the fused softmax + cross-entropy loss is in cross_entropy.h.
+#pragma once
+
+#include "core/tensor.h"
+
+namespace bridle {
+
+Tensor softmax(const Tensor& x, int64_t dim = -1, float temperature = 1.0f);
+Tensor log_softmax(const Tensor& x, int64_t dim = -1, float temperature = 1.0f);
+Tensor logsumexp(const Tensor& x, int64_t dim = -1, bool keepdim = false);
+
+namespace cpu {
+
+// Rows are laid out [outer, n, inner]: a row's n elements are `inner` apart.
+// Forward kernels return the first row with no finite maximum, or -1.
+// `log` selects log_softmax; inv_temp = 1 / T.
+int64_t softmax_forward_naive(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner,
+                              float inv_temp, bool log);
+void softmax_backward_naive(float* dinp, const float* out, const float* dout, int64_t outer,
+                            int64_t n, int64_t inner, float inv_temp, bool log);
+// Fast path for contiguous rows (inner = 1): vectorized, threaded over rows.
+int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, float inv_temp,
+                        bool log);
+void softmax_backward(float* dinp, const float* out, const float* dout, int64_t rows, int64_t n,
+                      float inv_temp, bool log);
+
+void logsumexp_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner);
+void logsumexp_backward(float* dinp, const float* inp, const float* out, const float* dout,
+                        int64_t outer, int64_t n, int64_t inner);
+
+}  // namespace cpu
+}  // namespace bridle

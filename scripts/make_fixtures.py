@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/torch_reference.json: PyTorch golden values for bridle's ops.
+
+Run from the repository root:  python3 scripts/make_fixtures.py
+It needs PyTorch (Debian: apt-get install python3-torch; written against 1.13) and
+nothing else. The output is deterministic (torch.manual_seed, CPU, float32) and is
+committed, so the C++ tests (tests/ops/test_torch_parity.cpp) never need Python.
+
+Every case holds its float32 inputs, PyTorch's outputs and the gradients of a
+weighted-sum scalar loss, loss = sum(weights * output), i.e. backward(weights);
+the weights are stored with the case. Tensors are {"shape": [...], "data": [...]}
+with data flat and row-major. Each float32 is written as the shortest decimal that
+rounds back to it (numpy's float32 repr): read as a double and cast to float, it
+is the exact float32 PyTorch produced. JSON has no inf/nan, so those are the
+strings "inf", "-inf" and "nan".
+"""
+
+import argparse
+import json
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SEED = 20240601
+
+
+def encode_float(v):
+    v = float(v)
+    if math.isfinite(v):
+        # float32's shortest round-trip decimal, held in a Python float so json
+        # prints exactly those digits.
+        return float(str(np.float32(v)))
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v
+
+
+def enc(t):
+    """A tensor as {"shape", "data"}: float32 values exact, int64 values as ints."""
+    t = t.detach().contiguous()
+    shape = list(t.shape)
+    if t.dtype in (torch.int64, torch.int32):
+        return {"shape": shape, "dtype": "int64", "data": [int(v) for v in t.reshape(-1).tolist()]}
+    assert t.dtype == torch.float32, t.dtype
+    return {"shape": shape, "data": [encode_float(v) for v in t.reshape(-1).tolist()]}
+
+
+def leaf(t):
+    return t.detach().clone().to(torch.float32).requires_grad_(True)
+
+
+def weights_like(out):
+    """Fixed random loss weights in [-1, 1] (so every output element matters)."""
+    return torch.rand(out.shape, dtype=torch.float32) * 2 - 1
+
+
+def run(fn, inputs):
+    """fn(*leaves) -> output; returns (output, weights, grads) with grads of sum(w * out)."""
+    leaves = [leaf(x) for x in inputs]
+    out = fn(*leaves)
+    w = weights_like(out)
+    out.backward(w)
+    return out, w, [x.grad for x in leaves]
+
+
+# --- softmax family ---------------------------------------------------------------
+
+
+def softmax_cases():
+    cases = []
+    inf = float("inf")
+    inputs = {
+        "article_123": torch.tensor([1.0, 2.0, 3.0]),
+        "article_4": torch.tensor([1.2, 0.3, -0.5, 2.8]),
+        "random_4x7": torch.randn(4, 7) * 2,
+        "random_3d_2x3x5": torch.randn(2, 3, 5),
+        "random_16x37": torch.randn(16, 37) * 3,  # more rows than a SIMD width, odd length
+        "extreme_rows": torch.tensor([[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1002.0],
+                                      [1e-4, 0.0, -1e-4]]),
+        "extreme_neg1e4_0": torch.tensor([-1e4, 0.0]),
+        "neg_inf_entries": torch.tensor([[-inf, 0.0, 1.0, 2.0], [3.0, -inf, -inf, 0.5],
+                                         [0.25, 0.5, -inf, 1.0]]),
+    }
+    plan = [
+        ("article_123", [-1], [1.0, 0.5]),
+        ("article_4", [-1], [1.0, 0.5]),
+        ("random_4x7", [-1, 0], [1.0, 0.5]),
+        ("random_3d_2x3x5", [-1, 0, 1], [1.0, 0.5]),
+        ("random_16x37", [-1], [1.0]),
+        ("extreme_rows", [-1], [1.0, 0.5]),
+        ("extreme_neg1e4_0", [-1], [1.0, 0.5]),
+        ("neg_inf_entries", [-1, 0], [1.0, 0.5]),
+    ]
+    for name, dims, temps in plan:
+        x = inputs[name]
+        for op in ("softmax", "log_softmax"):
+            f = torch.softmax if op == "softmax" else torch.log_softmax
+            for dim in dims:
+                for temp in temps:
+                    out, w, (gx,) = run(lambda t: f(t / temp, dim), [x])
+                    cases.append({"name": f"{op}_{name}_dim{dim}_T{temp}", "op": op, "dim": dim,
+                                  "temperature": temp, "input": enc(x), "output": enc(out),
+                                  "weights": enc(w), "grad_input": enc(gx)})
+        for dim in dims:
+            out, w, (gx,) = run(lambda t: torch.logsumexp(t, dim), [x])
+            cases.append({"name": f"logsumexp_{name}_dim{dim}", "op": "logsumexp", "dim": dim,
+                          "keepdim": False, "input": enc(x), "output": enc(out), "weights": enc(w),
+                          "grad_input": enc(gx)})
+    x = inputs["random_3d_2x3x5"]
+    out, w, (gx,) = run(lambda t: torch.logsumexp(t, 1, keepdim=True), [x])
+    cases.append({"name": "logsumexp_random_3d_dim1_keepdim", "op": "logsumexp", "dim": 1,
+                  "keepdim": True, "input": enc(x), "output": enc(out), "weights": enc(w),
+                  "grad_input": enc(gx)})
+
+    # A row that is all -inf: PyTorch returns NaN for softmax/log_softmax (bridle throws),
+    # and -inf for logsumexp with a NaN gradient (bridle: -inf with zero gradient).
+    x = torch.tensor([[0.5, -inf, 1.5], [-inf, -inf, -inf]])
+    for op in ("softmax", "log_softmax"):
+        f = torch.softmax if op == "softmax" else torch.log_softmax
+        out, w, (gx,) = run(lambda t: f(t, -1), [x])
+        cases.append({"name": f"{op}_all_neg_inf_row", "op": op, "dim": -1, "temperature": 1.0,
+                      "input": enc(x), "output": enc(out), "weights": enc(w),
+                      "grad_input": enc(gx), "bridle_throws": True})
+    out, w, (gx,) = run(lambda t: torch.logsumexp(t, -1), [x])
+    cases.append({"name": "logsumexp_all_neg_inf_row", "op": "logsumexp", "dim": -1,
+                  "keepdim": False, "input": enc(x), "output": enc(out), "weights": enc(w),
+                  "grad_input": enc(gx)})
+    return cases
+
+
+# --- cross-entropy ----------------------------------------------------------------
+
+
+def cross_entropy_cases():
+    cases = []
+
+    def add(name, logits, targets, reduction, ignore_index=-100):
+        out, w, (gl,) = run(
+            lambda z: F.cross_entropy(z, targets, reduction=reduction, ignore_index=ignore_index),
+            [logits])
+        cases.append({"name": f"{name}_{reduction}", "reduction": reduction,
+                      "ignore_index": ignore_index, "logits": enc(logits), "targets": enc(targets),
+                      "output": enc(out), "weights": enc(w), "grad_logits": enc(gl)})
+
+    logits = torch.randn(8, 10) * 2
+    targets = torch.randint(0, 10, (8,), dtype=torch.int64)
+    for r in ("none", "mean", "sum"):
+        add("b8_c10", logits, targets, r)
+
+    ignored = targets.clone()
+    ignored[[1, 4, 5]] = -100
+    for r in ("none", "mean", "sum"):
+        add("b8_c10_ignore_default", logits, ignored, r)
+
+    custom = torch.tensor([2, 0, 2, 9, 1, 2, 5, 7], dtype=torch.int64)
+    for r in ("none", "mean", "sum"):
+        add("b8_c10_ignore_index_2", logits, custom, r, ignore_index=2)
+
+    big = torch.randn(5, 1000) * 3
+    big_targets = torch.randint(0, 1000, (5,), dtype=torch.int64)
+    for r in ("none", "mean"):
+        add("b5_c1000", big, big_targets, r)
+
+    # Large logits: the max subtraction must keep exp from overflowing.
+    large = torch.randn(4, 6) * 300
+    large_targets = torch.tensor([0, 5, 3, 3], dtype=torch.int64)
+    for r in ("none", "mean"):
+        add("b4_c6_large_logits", large, large_targets, r)
+    return cases
+
+
+# --- elementwise ------------------------------------------------------------------
+
+
+def elementwise_cases():
+    cases = []
+    binary = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
+              "pow": torch.pow}
+    shape_pairs = [([4, 1, 3], [2, 3]), ([2, 3], [2, 3]), ([3], [2, 3]), ([2, 1], [1, 5]),
+                   ([1], [3, 4]), ([2, 3, 4], [2, 1, 4])]
+    for op, f in binary.items():
+        for sa, sb in shape_pairs:
+            a = torch.randn(sa)
+            b = torch.randn(sb)
+            if op == "div":  # keep the divisor away from zero
+                b = torch.sign(b) * (0.5 + torch.rand(sb))
+            if op == "pow":  # positive base, so d/d exponent = a^b ln a exists
+                a = 0.5 + 1.5 * torch.rand(sa)
+            out, w, (ga, gb) = run(f, [a, b])
+            cases.append({"name": f"{op}_{'x'.join(map(str, sa))}_{'x'.join(map(str, sb))}",
+                          "op": op, "inputs": [enc(a), enc(b)], "output": enc(out),
+                          "weights": enc(w), "grads": [enc(ga), enc(gb)]})
+
+    unary = {"neg": torch.neg, "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt,
+             "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+    for op, f in unary.items():
+        x = torch.randn(3, 5) * 2
+        if op in ("log", "sqrt"):
+            x = 0.05 + 3 * torch.rand(3, 5)
+        if op == "relu":
+            x[0, 0] = 0.0  # the kink: PyTorch's gradient there is 0
+        if op in ("sigmoid", "tanh"):  # saturation: no overflow, no NaN
+            x = torch.cat([x.reshape(-1), torch.tensor([-100.0, -30.0, -15.0, 15.0, 30.0, 100.0])])
+        if op == "exp":
+            x = torch.cat([x.reshape(-1), torch.tensor([-80.0, 40.0, 80.0])])
+        out, w, (gx,) = run(f, [x])
+        cases.append({"name": f"{op}", "op": op, "inputs": [enc(x)], "output": enc(out),
+                      "weights": enc(w), "grads": [enc(gx)]})
+
+    for p in (3.0, 2.0, 0.5, -1.5):
+        x = torch.randn(4, 3) * 1.5
+        if p in (0.5, -1.5):
+            x = 0.1 + 2 * torch.rand(4, 3)
+        out, w, (gx,) = run(lambda t: torch.pow(t, p), [x])
+        cases.append({"name": f"pow_scalar_{p}", "op": "pow_scalar", "exponent": p,
+                      "inputs": [enc(x)], "output": enc(out), "weights": enc(w),
+                      "grads": [enc(gx)]})
+    return cases
+
+
+# --- matmul and linear ------------------------------------------------------------
+
+
+def matmul_cases():
+    cases = []
+    for sa, sb in [([3, 4], [4, 5]), ([2, 3, 4], [2, 4, 5]), ([2, 3, 4], [4, 5]),
+                   ([17, 33], [33, 9])]:
+        a, b = torch.randn(sa), torch.randn(sb)
+        out, w, (ga, gb) = run(torch.matmul, [a, b])
+        cases.append({"name": f"matmul_{'x'.join(map(str, sa))}_{'x'.join(map(str, sb))}",
+                      "op": "matmul", "inputs": [enc(a), enc(b)], "output": enc(out),
+                      "weights": enc(w), "grads": [enc(ga), enc(gb)]})
+    for xs, (out_f, in_f), bias in [([6, 4], (3, 4), True), ([6, 4], (3, 4), False),
+                                    ([2, 3, 4], (5, 4), True), ([16, 20], (7, 20), True)]:
+        x, W = torch.randn(xs), torch.randn(out_f, in_f) * 0.5
+        inputs = [x, W] + ([torch.randn(out_f)] if bias else [])
+        out, w, grads = run(F.linear, inputs)
+        cases.append({"name": f"linear_{'x'.join(map(str, xs))}_{out_f}x{in_f}"
+                      + ("_bias" if bias else "_nobias"), "op": "linear",
+                      "inputs": [enc(t) for t in inputs], "output": enc(out), "weights": enc(w),
+                      "grads": [enc(g) for g in grads]})
+    return cases
+
+
+# --- reductions -------------------------------------------------------------------
+
+
+def reduce_cases():
+    cases = []
+    x = torch.randn(3, 4, 5)
+    for op in ("sum", "mean", "max"):
+        for dim in (0, 1, 2, -1):
+            for keepdim in (False, True):
+                if op == "max":
+                    f = lambda t: torch.max(t, dim, keepdim=keepdim).values  # noqa: E731
+                else:
+                    f = lambda t: getattr(torch, op)(t, dim, keepdim=keepdim)  # noqa: E731
+                out, w, (gx,) = run(f, [x])
+                cases.append({"name": f"{op}_dim{dim}_keepdim{int(keepdim)}", "op": op,
+                              "dim": dim, "keepdim": keepdim, "input": enc(x), "output": enc(out),
+                              "weights": enc(w), "grad_input": enc(gx)})
+    for op in ("sum", "mean"):
+        out, w, (gx,) = run(getattr(torch, op), [x])
+        cases.append({"name": f"{op}_all", "op": op, "dim": None, "keepdim": False,
+                      "input": enc(x), "output": enc(out), "weights": enc(w),
+                      "grad_input": enc(gx)})
+    # Ties: PyTorch returns (and sends the gradient to) the first maximal element.
+    ties = torch.tensor([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 1.0, 2.0], [-1.0, -1.0, -1.0, -1.0]])
+    for dim in (0, 1):
+        out, w, (gx,) = run(lambda t: torch.max(t, dim).values, [ties])
+        cases.append({"name": f"max_ties_dim{dim}", "op": "max", "dim": dim, "keepdim": False,
+                      "input": enc(ties), "output": enc(out), "weights": enc(w),
+                      "grad_input": enc(gx)})
+    for t, label in ((x, "random"), (ties, "ties")):
+        for dim in range(t.dim()):
+            for keepdim in (False, True):
+                cases.append({"name": f"argmax_{label}_dim{dim}_keepdim{int(keepdim)}",
+                              "op": "argmax", "dim": dim, "keepdim": keepdim, "input": enc(t),
+                              "output": enc(torch.argmax(t, dim, keepdim=keepdim))})
+    return cases
+
+
+# --- SGD --------------------------------------------------------------------------
+
+
+def sgd_cases():
+    """25 steps on loss = 0.5 * sum_i a_i * (p_i - c_i)^2, i.e. grad = a * (p - c)."""
+    steps = 25
+    shapes = [[3], [2, 2], [5]]
+    init = [torch.randn(s) for s in shapes]
+    curv = [0.2 + 1.8 * torch.rand(s) for s in shapes]  # a: per-element curvature
+    centers = [torch.randn(s) for s in shapes]  # c: the minimum
+    configs = [
+        ("plain", dict(lr=0.1)),
+        ("momentum", dict(lr=0.1, momentum=0.9)),
+        ("momentum_dampening", dict(lr=0.1, momentum=0.9, dampening=0.1)),
+        ("nesterov", dict(lr=0.1, momentum=0.9, nesterov=True)),
+        ("weight_decay_momentum", dict(lr=0.1, momentum=0.9, weight_decay=1e-2)),
+        ("weight_decay_nesterov", dict(lr=0.05, momentum=0.5, weight_decay=1e-2, nesterov=True)),
+    ]
+    cases = []
+    for name, opts in configs:
+        params = [leaf(p) for p in init]
+        opt = torch.optim.SGD(params, **opts)
+        trajectory = []
+        for _ in range(steps):
+            opt.zero_grad()
+            with torch.no_grad():
+                for p, a, c in zip(params, curv, centers):
+                    p.grad = a * (p - c)
+            opt.step()
+            trajectory.append([enc(p) for p in params])
+        full = {"lr": 0.0, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
+                "nesterov": False}
+        full.update(opts)
+        cases.append({"name": name, "options": full, "steps": steps,
+                      "init": [enc(p) for p in init], "curvature": [enc(a) for a in curv],
+                      "center": [enc(c) for c in centers], "trajectory": trajectory})
+    return cases
+
+
+def to_json_lines(doc):
+    """JSON with one case per line, so a regenerated fixture diffs case by case."""
+    def dump(v):
+        return json.dumps(v, separators=(",", ":"), allow_nan=False)
+
+    def lines(v, indent):
+        pad = " " * indent
+        if isinstance(v, dict):
+            items = [f"{pad} {json.dumps(k)}: {lines(x, indent + 1).lstrip()}"
+                     for k, x in v.items()]
+            return pad + "{\n" + ",\n".join(items) + "\n" + pad + "}"
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            return pad + "[\n" + ",\n".join(pad + " " + dump(x) for x in v) + "\n" + pad + "]"
+        return pad + dump(v)
+
+    return lines(doc, 0) + "\n"
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    default_out = os.path.join(here, "..", "tests", "fixtures", "torch_reference.json")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=default_out)
+    args = parser.parse_args()
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)  # reductions sum in one fixed order
+    doc = {
+        "generator": "scripts/make_fixtures.py",
+        "torch_version": torch.__version__,
+        "seed": SEED,
+        "dtype": "float32",
+        "loss": "sum(weights * output); every grad_* is d loss / d input (backward(weights))",
+        "encoding": ("tensors are {shape, data} row-major; float32 values as their shortest "
+                     "round-trip decimals; non-finite floats are the strings inf, -inf, nan"),
+        "softmax": softmax_cases(),
+        "cross_entropy": cross_entropy_cases(),
+        "elementwise": elementwise_cases(),
+        "matmul": matmul_cases(),
+        "reduce": reduce_cases(),
+        "sgd": {
+            "loss": "0.5 * sum(curvature * (p - center)^2); grad = curvature * (p - center)",
+            "cases": sgd_cases(),
+        },
+    }
+    with open(args.out, "w") as f:
+        f.write(to_json_lines(doc))
+    print(f"wrote {os.path.normpath(args.out)} ({os.path.getsize(args.out) / 1024:.0f} KiB)")
+
+
+if __name__ == "__main__":
+    main()

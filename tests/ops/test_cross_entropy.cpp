@@ -1,0 +1,149 @@
+// Fused softmax cross-entropy: values against the composite -log_softmax[y],
+// reductions, ignore_index, errors, naive vs fast kernels, gradient checks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "../test_util.h"
+
+namespace bridle {
+namespace {
+
+using testing::expect_close;
+using testing::expect_error;
+using testing::expect_gradcheck;
+
+TensorOptions grad_opts() { return TensorOptions().with_requires_grad(); }
+
+Tensor one_hot(const std::vector<int64_t>& targets, int64_t C) {
+  Tensor t = zeros({static_cast<int64_t>(targets.size()), C});
+  for (size_t b = 0; b < targets.size(); ++b) t.set({static_cast<int64_t>(b), targets[b]}, 1.0);
+  return t;
+}
+
+TEST(CrossEntropy, MatchesCompositeLogSoftmaxLoss) {
+  Generator gen(1);
+  const std::vector<int64_t> y = {3, 0, 9, 9, 4, 1};
+  Tensor logits = randn({6, 10}, gen) * 3.0f;
+  Tensor targets = from_vector(y);
+  Tensor per_row = -sum(log_softmax(logits, 1) * one_hot(y, 10), 1);
+  expect_close(cross_entropy(logits, targets, {Reduction::kNone}), per_row, 1e-5f, 1e-5f);
+  expect_close(cross_entropy(logits, targets), mean(per_row), 1e-5f, 1e-5f);
+  expect_close(cross_entropy(logits, targets, {Reduction::kSum}), sum(per_row), 1e-5f, 1e-5f);
+  EXPECT_EQ(cross_entropy(logits, targets).dim(), 0);
+  // int32 targets give the same answer.
+  Tensor targets32 = from_vector(std::vector<int32_t>{3, 0, 9, 9, 4, 1});
+  expect_close(cross_entropy(logits, targets32), cross_entropy(logits, targets), 0, 0);
+}
+
+TEST(CrossEntropy, ArticleExampleAndExtremeLogits) {
+  // p = softmax([1.2, 0.3, -0.5, 2.8]) = [0.153, 0.062, 0.028, 0.757]; loss for class 3 = -ln
+  // 0.757.
+  Tensor logits = from_vector({1.2f, 0.3f, -0.5f, 2.8f}, {1, 4});
+  expect_close(cross_entropy(logits, from_vector(std::vector<int64_t>{3})), {-std::log(0.7573f)},
+               1e-3f, 0);
+  Tensor big = from_vector({1000.0f, 1001.0f, 1002.0f}, {1, 3});
+  float expected = std::log(std::exp(-2.0f) + std::exp(-1.0f) + 1.0f);
+  expect_close(cross_entropy(big, from_vector(std::vector<int64_t>{2})), {expected}, 1e-5f, 1e-5f);
+  Tensor neg_inf = from_vector({-std::numeric_limits<float>::infinity(), 0.0f}, {1, 2});
+  expect_close(cross_entropy(neg_inf, from_vector(std::vector<int64_t>{1})), {0}, 0, 0);
+}
+
+TEST(CrossEntropy, IgnoreIndexSkipsRows) {
+  Generator gen(2);
+  Tensor logits = randn({4, 5}, gen, grad_opts());
+  Tensor targets = from_vector(std::vector<int64_t>{1, -100, 3, -100});
+  Tensor kept = cross_entropy(logits.detach().slice(0, 1), from_vector(std::vector<int64_t>{1}),
+                              {Reduction::kSum}) +
+                cross_entropy(logits.detach().slice(2, 3), from_vector(std::vector<int64_t>{3}),
+                              {Reduction::kSum});
+  Tensor loss = cross_entropy(logits, targets);
+  expect_close(loss, {kept.item() / 2.0f}, 1e-6f, 1e-6f);  // mean over the 2 kept rows
+  loss.backward();
+  std::vector<float> g = logits.grad().to_vector();
+  for (int j = 0; j < 5; ++j) {
+    EXPECT_EQ(g[5 + j], 0.0f);
+    EXPECT_EQ(g[15 + j], 0.0f);
+  }
+  // A custom ignore_index, and a batch with every row ignored: mean is 0, gradient 0.
+  CrossEntropyOptions options;
+  options.ignore_index = 7;
+  Tensor all_ignored = from_vector(std::vector<int64_t>{7, 7, 7, 7});
+  Tensor x = randn({4, 5}, gen, grad_opts());
+  Tensor zero = cross_entropy(x, all_ignored, options);
+  EXPECT_EQ(zero.item(), 0.0f);
+  zero.backward();
+  for (float v : x.grad().to_vector()) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(CrossEntropy, BadTargetsAndShapesAreErrors) {
+  Tensor logits = zeros({3, 10});
+  expect_error(
+      [&] {
+        cross_entropy(logits, from_vector(std::vector<int64_t>{1, 12, 0}));
+      },
+      {"cross_entropy", "target 12", "row 1", "10 classes"});
+  expect_error(
+      [&] {
+        cross_entropy(logits, from_vector(std::vector<int64_t>{1, -1, 0}));
+      },
+      {"target -1", "row 1"});
+  expect_error(
+      [&] {
+        cross_entropy(logits, from_vector(std::vector<int64_t>{1, 2}));
+      },
+      {"[3]", "[2]"});
+  expect_error([&] { cross_entropy(logits, zeros({3})); }, {"int32 or int64", "float32"});
+  expect_error(
+      [&] {
+        cross_entropy(zeros({3}), from_vector(std::vector<int64_t>{1, 2, 0}));
+      },
+      {"[B, C]", "[3]"});
+  Tensor nan_row = zeros({2, 3});
+  nan_row.set({1, 2}, std::nan(""));
+  expect_error(
+      [&] {
+        cross_entropy(nan_row, from_vector(std::vector<int64_t>{0, 0}));
+      },
+      {"row 1", "NaN"});
+}
+
+TEST(CrossEntropy, FastKernelMatchesNaive) {
+  Generator gen(3);
+  for (int64_t C : {2, 10, 37, 1000}) {
+    const int64_t B = 19;
+    Tensor logits = randn({B, C}, gen) * 8.0f;
+    std::vector<int64_t> y(B);
+    for (int64_t b = 0; b < B; ++b) y[b] = (b * 7) % C;
+    y[4] = -100;
+    Tensor loss_fast = Tensor::empty({B}), lse_fast = Tensor::empty({B});
+    Tensor loss_naive = Tensor::empty({B}), lse_naive = Tensor::empty({B});
+    cpu::cross_entropy_forward(loss_fast.data<float>(), lse_fast.data<float>(),
+                               logits.data<float>(), y.data(), B, C, int64_t{-100});
+    cpu::cross_entropy_forward_naive(loss_naive.data<float>(), lse_naive.data<float>(),
+                                     logits.data<float>(), y.data(), B, C, int64_t{-100});
+    expect_close(loss_fast, loss_naive, 1e-5f, 1e-5f);
+    expect_close(lse_fast, lse_naive, 1e-5f, 1e-6f);
+  }
+}
+
+TEST(CrossEntropyGrad, EveryReductionMatchesFiniteDifferences) {
+  Generator gen(4);
+  Tensor logits = randn({5, 7}, gen, grad_opts());
+  Tensor targets = from_vector(std::vector<int64_t>{0, 6, 3, -100, 3});
+  for (Reduction r : {Reduction::kNone, Reduction::kMean, Reduction::kSum})
+    expect_gradcheck([&](auto& in) { return cross_entropy(in[0], targets, {r}); }, {logits});
+}
+
+TEST(CrossEntropyGrad, FusedBackwardEqualsSoftmaxMinusOneHot) {
+  Generator gen(5);
+  const std::vector<int64_t> y = {2, 0, 1};
+  Tensor logits = randn({3, 4}, gen, grad_opts());
+  cross_entropy(logits, from_vector(y)).backward();
+  Tensor expected = (softmax(logits.detach(), 1) - one_hot(y, 4)) / 3.0f;
+  expect_close(logits.grad(), expected, 1e-6f, 1e-5f);
+}
+
+}  // namespace
+}  // namespace bridle

@@ -1,0 +1,145 @@
+// softmax / log_softmax / logsumexp: the article's worked examples, extreme
+// inputs, -inf, temperature, naive vs fast kernels, and gradient checks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "../test_util.h"
+
+namespace bridle {
+namespace {
+
+using testing::expect_close;
+using testing::expect_error;
+using testing::expect_gradcheck;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+TensorOptions grad_opts() { return TensorOptions().with_requires_grad(); }
+
+TEST(Softmax, ArticleWorkedExamples) {
+  expect_close(softmax(from_vector({1.0f, 2.0f, 3.0f})), {0.090f, 0.245f, 0.665f}, 5e-4f, 0);
+  expect_close(softmax(from_vector({1.2f, 0.3f, -0.5f, 2.8f})), {0.153f, 0.062f, 0.028f, 0.757f},
+               5e-4f, 0);
+  // And to full precision: e^j / (e + e^2 + e^3).
+  double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  expect_close(softmax(from_vector({1.0f, 2.0f, 3.0f})),
+               {float(std::exp(1.0) / z), float(std::exp(2.0) / z), float(std::exp(3.0) / z)},
+               1e-7f, 1e-6f);
+}
+
+TEST(Softmax, ExtremeInputsAreExact) {
+  // Shifting by the max makes [1000, 1001, 1002] the same as [0, 1, 2].
+  expect_close(softmax(from_vector({1000.0f, 1001.0f, 1002.0f})),
+               softmax(from_vector({0.0f, 1.0f, 2.0f})), 1e-7f, 1e-6f);
+  expect_close(softmax(from_vector({-1e4f, 0.0f})), {0, 1}, 0, 0);
+  expect_close(log_softmax(from_vector({-1e4f, 0.0f})), {-1e4f, 0}, 0, 0);
+  expect_close(logsumexp(from_vector({1000.0f, 1000.0f})), {1000.0f + std::log(2.0f)}, 1e-4f, 0);
+  expect_close(logsumexp(from_vector({-1e4f, 0.0f})), {0}, 0, 0);
+}
+
+TEST(Softmax, NegativeInfinityGetsZeroProbability) {
+  Tensor x = from_vector({-kInf, 0.0f, -kInf, 0.0f}, {1, 4});
+  expect_close(softmax(x), {0, 0.5f, 0, 0.5f}, 0, 0);
+  std::vector<float> ls = log_softmax(x).to_vector();
+  EXPECT_EQ(ls[0], -kInf);
+  EXPECT_FLOAT_EQ(ls[1], -std::log(2.0f));
+  expect_close(logsumexp(x), {std::log(2.0f)}, 1e-7f, 0);
+}
+
+TEST(Softmax, RowWithNoFiniteMaximumIsAnError) {
+  Tensor all_neg_inf = from_vector({0.0f, 1.0f, -kInf, -kInf}, {2, 2});
+  expect_error([&] { softmax(all_neg_inf); }, {"softmax", "row 1", "[2, 2]", "-inf"});
+  expect_error([&] { log_softmax(all_neg_inf); }, {"log_softmax", "row 1"});
+  expect_error([] { softmax(from_vector({0.0f, kInf})); }, {"row 0", "+inf"});
+  expect_error([] { softmax(from_vector({0.0f, std::nanf("")})); }, {"row 0", "NaN"});
+  // The naive kernel reports the same row.
+  Tensor out = Tensor::empty({2, 2});
+  EXPECT_EQ(cpu::softmax_forward_naive(out.data<float>(), all_neg_inf.data<float>(), 2, 2, 1, 1.0f,
+                                       false),
+            1);
+  // logsumexp of an all -inf row is -inf, its true value, with zero gradient.
+  Tensor x = from_vector({-kInf, -kInf, 1.0f, 2.0f}, {2, 2}, grad_opts());
+  Tensor lse = logsumexp(x, 1);
+  EXPECT_EQ(lse.to_vector()[0], -kInf);
+  sum(lse * from_vector({0.0f, 1.0f})).backward();
+  for (float g : x.grad().to_vector()) EXPECT_FALSE(std::isnan(g));
+}
+
+TEST(Softmax, TemperatureIsFirstClass) {
+  Tensor x = from_vector({1.0f, 2.0f, 3.0f});
+  expect_close(softmax(x, -1, 2.0f), softmax(x / 2.0f), 1e-7f, 1e-6f);
+  expect_close(log_softmax(x, -1, 0.5f), log_softmax(x * 2.0f), 1e-6f, 1e-6f);
+  // Large T flattens toward uniform, small T sharpens toward one-hot.
+  for (float p : softmax(x, -1, 1e4f).to_vector()) EXPECT_NEAR(p, 1.0f / 3, 1e-3);
+  expect_close(softmax(x, -1, 1e-3f), {0, 0, 1}, 1e-6f, 0);
+  expect_error([&] { softmax(x, -1, 0.0f); }, {"temperature", "0"});
+  expect_error([&] { log_softmax(x, -1, -1.0f); }, {"temperature", "-1"});
+}
+
+TEST(Softmax, RowsSumToOneAlongAnyDim) {
+  Generator gen(1);
+  Tensor x = randn({3, 4, 5}, gen) * 5.0f;
+  for (int64_t dim : {0, 1, 2}) {
+    Tensor s = sum(softmax(x, dim), dim);
+    for (float v : s.to_vector()) EXPECT_NEAR(v, 1.0f, 1e-6f);
+    expect_close(exp(log_softmax(x, dim)), softmax(x, dim), 1e-6f, 1e-5f);
+    expect_close(logsumexp(x, dim, true), log(sum(exp(x), dim, true)), 1e-5f, 1e-5f);
+  }
+}
+
+TEST(Softmax, FastKernelMatchesNaive) {
+  Generator gen(2);
+  for (int64_t n : {1, 7, 10, 33, 1000}) {
+    Tensor x = randn({17, n}, gen) * 10.0f;
+    if (n > 1) x.set({3, 0}, -kInf);  // one -inf in a row (a row of only -inf is an error)
+    for (bool log : {false, true}) {
+      for (float inv_temp : {1.0f, 0.3f}) {
+        Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
+        EXPECT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 17, n, inv_temp, log),
+                  -1);
+        EXPECT_EQ(cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 17, n, 1,
+                                             inv_temp, log),
+                  -1);
+        if (log) {  // compare the finite entries; -inf must match exactly
+          std::vector<float> f = fast.to_vector(), g = naive.to_vector();
+          for (size_t i = 0; i < f.size(); ++i)
+            if (std::isinf(g[i]))
+              EXPECT_EQ(f[i], g[i]);
+            else
+              EXPECT_NEAR(f[i], g[i], 1e-5f + 1e-5f * std::abs(g[i]));
+        } else {
+          expect_close(fast, naive, 1e-7f, 1e-5f);
+        }
+        Tensor dout = randn(x.shape(), gen);
+        Tensor dfast = zeros(x.shape()), dnaive = zeros(x.shape());
+        cpu::softmax_backward(dfast.data<float>(), naive.data<float>(), dout.data<float>(), 17, n,
+                              inv_temp, log);
+        cpu::softmax_backward_naive(dnaive.data<float>(), naive.data<float>(), dout.data<float>(),
+                                    17, n, 1, inv_temp, log);
+        expect_close(dfast, dnaive, 1e-5f, 1e-4f);
+      }
+    }
+  }
+}
+
+TEST(SoftmaxGrad, AllFormsAlongEveryDim) {
+  Generator gen(3);
+  Tensor x = randn({3, 4, 5}, gen, grad_opts());
+  for (int64_t dim : {0, 1, 2}) {
+    expect_gradcheck([dim](auto& in) { return softmax(in[0], dim); }, {x});
+    expect_gradcheck([dim](auto& in) { return log_softmax(in[0], dim); }, {x});
+    expect_gradcheck([dim](auto& in) { return softmax(in[0], dim, 0.7f); }, {x});
+    expect_gradcheck([dim](auto& in) { return log_softmax(in[0], dim, 2.0f); }, {x});
+    expect_gradcheck([dim](auto& in) { return logsumexp(in[0], dim); }, {x});
+  }
+}
+
+TEST(Softmax, ErrorsNameTheOp) {
+  expect_error([] { softmax(zeros({2, 3}), 2); }, {"softmax", "dim 2"});
+  expect_error([] { logsumexp(zeros({2}, kInt64)); }, {"logsumexp", "int64"});
+}
+
+}  // namespace
+}  // namespace bridle

@@ -1,0 +1,55 @@
+// Helpers shared by the tests: gradient checks with readable failures, and
+// element-wise comparison of tensors against expected values.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "bridle.h"
+
+namespace bridle::testing {
+
+// Asserts that backward agrees with finite differences for f at inputs.
+inline void expect_gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
+                             GradcheckOptions options = {}) {
+  GradcheckResult result = gradcheck(f, inputs, options);
+  EXPECT_TRUE(result.ok) << result.message;
+}
+
+inline void expect_close(const Tensor& actual, const std::vector<float>& expected,
+                         float atol = 1e-5f, float rtol = 1e-5f) {
+  ASSERT_EQ(actual.numel(), static_cast<int64_t>(expected.size()));
+  std::vector<float> got = actual.to_vector();
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_NEAR(got[i], expected[i], atol + rtol * std::abs(expected[i])) << "element " << i;
+}
+
+inline void expect_close(const Tensor& actual, std::initializer_list<float> expected,
+                         float atol = 1e-5f, float rtol = 1e-5f) {
+  expect_close(actual, std::vector<float>(expected), atol, rtol);
+}
+
+inline void expect_close(const Tensor& actual, const Tensor& expected, float atol = 1e-5f,
+                         float rtol = 1e-5f) {
+  ASSERT_EQ(actual.shape(), expected.shape());
+  expect_close(actual, expected.to_vector(), atol, rtol);
+}
+
+// Runs fn and checks that it throws bridle::Error whose message contains every
+// one of the given fragments.
+template <typename Fn>
+void expect_error(Fn fn, const std::vector<std::string>& fragments) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected a bridle::Error";
+  } catch (const Error& e) {
+    std::string message = e.what();
+    for (const auto& fragment : fragments)
+      EXPECT_NE(message.find(fragment), std::string::npos)
+          << "message '" << message << "' lacks '" << fragment << "'";
+  }
+}
+
+}  // namespace bridle::testing
