@@ -9,16 +9,19 @@
 // Batches are row views of one tensor: the timing is the training step alone.
 //
 // Run:    ./build/bench/mnist_mlp_epoch --threads 2 --epochs 4
+//         (BRIDLE_GEMM=openblas selects OpenBLAS over oneDNN for the matrix products)
 //         (bench/run_mnist_mlp.sh runs this and the PyTorch twin and prints ratios)
 // Prints: one JSON line, e.g.
 //   {"bench":"mnist_mlp_epoch","framework":"bridle","threads":2,"batch_size":128,
 //    "epoch_s":[...],"median_s":3.1,...}
 // where epoch_s lists every epoch and median_s is the median without the first
-// (warm-up) epoch.
+// (warm-up) epoch; cpu_median_s is the same for the process's CPU time (all its
+// threads), which a busy machine disturbs less than wall time.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -68,10 +71,11 @@ int main(int argc, char** argv) {
                       std::make_shared<Linear>(512, kClasses)});
     SGD optimizer(model.parameters(), {.lr = 0.05f, .momentum = 0.9f});
 
-    std::vector<double> epoch_s;
+    std::vector<double> epoch_s, epoch_cpu_s;
     float last_loss = 0.0f;
     for (int epoch = 0; epoch < epochs; ++epoch) {
       auto start = std::chrono::steady_clock::now();
+      std::clock_t cpu_start = std::clock();
       for (int64_t begin = 0; begin < images; begin += batch_size) {
         int64_t end = std::min(images, begin + batch_size);
         optimizer.zero_grad();
@@ -82,6 +86,7 @@ int main(int argc, char** argv) {
       }
       epoch_s.push_back(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      epoch_cpu_s.push_back(static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC);
     }
 
     nlohmann::json record = {{"bench", "mnist_mlp_epoch"},
@@ -91,7 +96,9 @@ int main(int argc, char** argv) {
                              {"images", images},
                              {"epoch_s", epoch_s},
                              {"median_s", median_after(epoch_s, 1)},
+                             {"cpu_median_s", median_after(epoch_cpu_s, 1)},
                              {"last_loss", last_loss},
+                             {"gemm", gemm_backend_name(gemm_backend())},
                              {"threading", threading_info()}};
     std::printf("%s\n", record.dump().c_str());
     return 0;

@@ -23,6 +23,20 @@ ctest --test-dir build-asan --output-on-failure -j "$jobs"
 echo "== Example smoke runs"
 fixtures=tests/fixtures
 build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset"
+ckpt_dir=$(mktemp -d)
+build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --save "$ckpt_dir/mlp.h5"
+build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --eval "$ckpt_dir/mlp.h5"
+if python3 -c "import h5py" 2>/dev/null; then python3 scripts/inspect_checkpoint.py "$ckpt_dir/mlp.h5"; fi
+rm -rf "$ckpt_dir"
 build/examples/custom_function --smoke
+build/examples/mnist_lenet --smoke --data "$fixtures/mnist_subset"
+build/examples/mnist_cnn --smoke --data "$fixtures/mnist_subset"
+# CIFAR-10 from the shared copy beside the repository when there is one (CI has it).
+cifar=../shared/datasets/cifar-10-binary.tar.gz
+if [[ -f "$cifar" ]]; then
+  build/examples/cifar10_resnet --smoke --data "$cifar"
+else
+  echo "skipping the cifar10_resnet smoke run: no $cifar"
+fi
 build-asan/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --threads 2
 echo "== all tests passed"

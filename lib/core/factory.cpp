@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <locale>
+#include <sstream>
 
 namespace bridle {
 
@@ -19,6 +21,25 @@ float Generator::normal(float mean, float stddev) {
   double u2 = static_cast<double>(engine_() >> 11) * (1.0 / 9007199254740992.0);
   double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
   return mean + stddev * static_cast<float>(z);
+}
+
+std::string Generator::state() const {
+  std::ostringstream out;
+  out.imbue(std::locale::classic());  // plain digits, whatever the global locale
+  out << engine_;
+  return out.str();
+}
+
+void Generator::set_state(const std::string& state) {
+  std::istringstream in(state);
+  in.imbue(std::locale::classic());
+  std::mt19937_64 engine;
+  in >> engine;
+  if (!in.fail() && !in.eof()) in >> std::ws;  // trailing blanks are fine, anything else is not
+  BRIDLE_CHECK(!in.fail() && in.eof(),
+               "Generator::set_state: not an mt19937_64 state ({} characters starting '{}')",
+               state.size(), state.substr(0, 40));
+  engine_ = engine;
 }
 
 Generator& default_generator() {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -22,6 +23,13 @@ class Generator {
   float uniform(float low, float high);  // [low, high)
   float normal(float mean, float stddev);
   uint64_t next_u64() { return engine_(); }
+
+  // The engine's full state as text (std::mt19937_64's stream format: 312 words
+  // and the position), for checkpoints. set_state(state()) continues the sequence
+  // exactly; set_state throws bridle::Error on malformed text and then leaves the
+  // generator unchanged.
+  std::string state() const;
+  void set_state(const std::string& state);
 
  private:
   std::mt19937_64 engine_;

@@ -1,5 +1,5 @@
-// DataLoader: epoch orders, batching, normalization and the prefetch worker;
-// see dataloader.h for the order and the threading contract.
+// DataLoader: epoch orders, batching, augmentation, normalization and the
+// prefetch worker; see dataloader.h for the order and the threading contract.
 #include "data/dataloader.h"
 
 #include <algorithm>
@@ -47,6 +47,7 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   for (size_t c = 0; c < options_.stddev.size(); ++c)
     BRIDLE_CHECK(options_.stddev[c] > 0 && std::isfinite(options_.stddev[c]),
                  "DataLoader: stddev[{}] = {} must be positive and finite", c, options_.stddev[c]);
+  for (const Augmentation& augmentation : options_.augment) check_augmentation(augmentation);
   num_examples_ = dataset_->size();
   const int64_t b = options_.batch_size;
   num_batches_ = options_.drop_last ? num_examples_ / b : (num_examples_ + b - 1) / b;
@@ -69,6 +70,7 @@ std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
 void DataLoader::start_epoch(int64_t epoch) {
   stop_worker();
   order_ = epoch_order(epoch);
+  epoch_ = epoch;
   consumed_ = 0;
   started_ = true;
   queue_.clear();
@@ -121,6 +123,9 @@ Batch DataLoader::make_batch(int64_t index) const {
       batch.inputs.defined() && batch.inputs.dim() >= 1 && batch.inputs.size(0) == end - begin,
       "DataLoader: the dataset returned inputs {} for a batch of {} indices",
       batch.inputs.defined() ? shape_str(batch.inputs.shape()) : "(undefined)", end - begin);
+  if (!options_.augment.empty())
+    batch.inputs =
+        augment_batch(std::move(batch.inputs), options_.augment, indices, options_.seed, epoch_);
   if (!options_.mean.empty()) normalize(batch.inputs);
   return batch;
 }

@@ -2,8 +2,9 @@
 //
 // The file is streamed once: the header first, then exactly the number of data
 // bytes it announces, then a probe for anything after them. Plain and gzip files
-// go through the same ByteReader, so every length check reports offsets in the
-// (decompressed) IDX contents, which is what the header's sizes refer to.
+// go through the same ByteReader (byte_reader.h), so every length check reports
+// offsets in the (decompressed) IDX contents, which is what the header's sizes
+// refer to.
 #include "data/idx.h"
 
 #include <zlib.h>
@@ -15,6 +16,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "data/byte_reader.h"
 
 namespace bridle {
 namespace {
@@ -77,92 +79,6 @@ std::string describe_magic(uint32_t magic, const uint8_t* bytes) {
   }
   return "not an IDX file";
 }
-
-// Reads a plain or gzip file as one byte stream. Throws on I/O errors and on a
-// corrupt or cut-off gzip stream; a short read otherwise means the end of the data.
-class ByteReader {
- public:
-  ByteReader(const std::string& path, std::string_view context) : path_(path), context_(context) {
-    file_ = std::fopen(path.c_str(), "rb");
-    BRIDLE_CHECK(file_ != nullptr, "{}: cannot open {}: {}", context_, path_, std::strerror(errno));
-    uint8_t magic[2] = {0, 0};
-    size_t n = std::fread(magic, 1, 2, file_);
-    gzip_ = n == 2 && magic[0] == 0x1F && magic[1] == 0x8B;
-    if (gzip_) {
-      std::fclose(file_);
-      file_ = nullptr;
-      gz_ = gzopen(path.c_str(), "rb");
-      BRIDLE_CHECK(gz_ != nullptr, "{}: cannot open {} as gzip: {}", context_, path_,
-                   std::strerror(errno));
-      gzbuffer(gz_, 1 << 18);
-    } else {
-      std::rewind(file_);
-    }
-  }
-  ~ByteReader() {
-    if (file_ != nullptr) std::fclose(file_);
-    if (gz_ != nullptr) gzclose(gz_);
-  }
-  ByteReader(const ByteReader&) = delete;
-  ByteReader& operator=(const ByteReader&) = delete;
-
-  bool gzip() const { return gzip_; }
-  bool cut_off() const { return cut_off_; }  // the gzip stream stopped before its end
-  // Says how the contents of the file are counted, for the length errors.
-  const char* contents() const {
-    if (!gzip_) return "";
-    return cut_off_ ? " of its decompressed contents (the gzip stream is cut off)"
-                    : " of its decompressed contents";
-  }
-
-  size_t read(void* dst, size_t n) {
-    size_t total = 0;
-    auto* out = static_cast<uint8_t*>(dst);
-    while (total < n) {
-      size_t want = std::min(n - total, kChunkBytes);
-      size_t got = gzip_ ? read_gzip(out + total, want) : read_plain(out + total, want);
-      total += got;
-      offset_ += got;
-      if (got < want) break;
-    }
-    return total;
-  }
-
- private:
-  size_t read_plain(uint8_t* dst, size_t n) {
-    size_t got = std::fread(dst, 1, n, file_);
-    BRIDLE_CHECK(got == n || !std::ferror(file_), "{}: error reading {} at byte {}: {}", context_,
-                 path_, offset_ + got, std::strerror(errno));
-    return got;
-  }
-
-  size_t read_gzip(uint8_t* dst, size_t n) {
-    int got = gzread(gz_, dst, static_cast<unsigned>(n));
-    int errnum = Z_OK;
-    const char* message = gzerror(gz_, &errnum);
-    // zlib reports bad compressed data or a wrong CRC as Z_DATA_ERROR, and a
-    // stream that stops mid-way (an interrupted download) as Z_BUF_ERROR: that
-    // one is a short read, so the caller can say where the contents end.
-    uint64_t at = offset_ + static_cast<uint64_t>(std::max(got, 0));
-    if (errnum == Z_BUF_ERROR) {
-      cut_off_ = true;
-      return static_cast<size_t>(std::max(got, 0));
-    }
-    BRIDLE_CHECK(got >= 0 && errnum == Z_OK,
-                 "{}: {} is a corrupt gzip file: decompression failed after {} bytes of data "
-                 "(zlib: {})",
-                 context_, path_, at, message);
-    return static_cast<size_t>(got);
-  }
-
-  std::string path_;
-  std::string_view context_;
-  FILE* file_ = nullptr;
-  gzFile gz_ = nullptr;
-  bool gzip_ = false;
-  bool cut_off_ = false;
-  uint64_t offset_ = 0;  // bytes of (decompressed) content delivered so far
-};
 
 }  // namespace
 

@@ -1,7 +1,8 @@
-// The basic layers: Linear, ReLU, Flatten and Sequential.
+// The basic layers: Linear, Conv2d, ReLU, Flatten and Sequential.
 //
 // Shapes: Linear x [..., in] -> [..., out] with weight [out, in] and bias [out],
-// initialized as PyTorch does (uniform in +-1/sqrt(in) for both). Flatten
+// initialized as PyTorch does (uniform in +-1/sqrt(in) for both). Conv2d
+// x [N, in, H, W] -> [N, out, OH, OW] (see ops/conv.h). Flatten
 // [B, d1, d2, ...] -> [B, d1*d2*...]. Sequential calls its children in order;
 // they are named "0", "1", ... as in PyTorch, so its keys are "0.weight", ...
 #pragma once
@@ -12,6 +13,7 @@
 
 #include "core/factory.h"
 #include "nn/module.h"
+#include "ops/conv.h"
 
 namespace bridle {
 
@@ -30,6 +32,25 @@ class Linear : public Module {
 
  private:
   int64_t in_features_, out_features_;
+};
+
+// 2-D convolution layer: weight [out, in/groups, k, k], bias [out]; PyTorch's
+// initialization (uniform in +-1/sqrt(fan_in), fan_in = in/groups * k * k).
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, Conv2dOptions options = {},
+         bool bias = true, Generator& gen = default_generator());
+  Tensor forward(const Tensor& x) override;
+
+  Tensor weight;  // [out, in/groups, k, k]
+  Tensor bias;    // [out], undefined when built without bias
+
+ protected:
+  std::string extra_repr() const override;
+
+ private:
+  int64_t in_channels_, out_channels_, kernel_size_;
+  Conv2dOptions options_;
 };
 
 class ReLU : public Module {

@@ -14,4 +14,17 @@ void Optimizer::zero_grad(bool set_to_none) {
   for (Tensor& p : params_) p.zero_grad(set_to_none);
 }
 
+OptimizerState Optimizer::state() const {
+  BRIDLE_FAIL(
+      "Optimizer::state: this optimizer does not implement state() and load_state(), so it "
+      "cannot be checkpointed");
+}
+
+void Optimizer::load_state(const OptimizerState& state) {
+  BRIDLE_FAIL(
+      "Optimizer::load_state: this optimizer does not implement state() and load_state(), so a "
+      "{} state cannot be loaded into it",
+      state.type);
+}
+
 }  // namespace bridle

@@ -24,8 +24,9 @@ void sgd_step(float* param, const float* grad, float* momentum_buffer, int64_t n
 
 }  // namespace cpu
 
-SGD::SGD(std::vector<Tensor> params, SGDOptions options)
-    : Optimizer(std::move(params)), options_(options), momentum_buffers_(params_.size()) {
+namespace {
+
+void check_options(const SGDOptions& options) {
   BRIDLE_CHECK(options.lr >= 0.0f && std::isfinite(options.lr), "SGD: invalid learning rate {}",
                options.lr);
   BRIDLE_CHECK(options.momentum >= 0.0f, "SGD: invalid momentum {}", options.momentum);
@@ -34,7 +35,15 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions options)
                "SGD: Nesterov momentum requires a momentum and zero dampening");
 }
 
+}  // namespace
+
+SGD::SGD(std::vector<Tensor> params, SGDOptions options)
+    : Optimizer(std::move(params)), options_(options), momentum_buffers_(params_.size()) {
+  check_options(options_);
+}
+
 void SGD::step() {
+  ++step_count_;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i];
     Tensor g = p.grad();
@@ -46,6 +55,69 @@ void SGD::step() {
     cpu::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), options_.lr, options_.momentum,
                   options_.dampening, options_.weight_decay, options_.nesterov, first);
   }
+}
+
+OptimizerState SGD::state() const {
+  OptimizerState state;
+  state.type = "SGD";
+  state.step_count = step_count_;
+  state.hyperparameters = {{"lr", options_.lr},
+                           {"momentum", options_.momentum},
+                           {"dampening", options_.dampening},
+                           {"weight_decay", options_.weight_decay},
+                           {"nesterov", options_.nesterov ? 1.0 : 0.0}};
+  std::vector<Tensor>& buffers = state.per_parameter["momentum_buffer"];
+  for (const Tensor& buf : momentum_buffers_) buffers.push_back(buf.defined() ? buf.clone() : buf);
+  return state;
+}
+
+void SGD::load_state(const OptimizerState& state) {
+  BRIDLE_CHECK(state.type == "SGD", "SGD::load_state: the state is of a {} optimizer, not SGD",
+               state.type);
+  BRIDLE_CHECK(state.step_count >= 0, "SGD::load_state: negative step count {}", state.step_count);
+  for (const auto& [name, value] : state.hyperparameters)
+    BRIDLE_CHECK(name == "lr" || name == "momentum" || name == "dampening" ||
+                     name == "weight_decay" || name == "nesterov",
+                 "SGD::load_state: unknown hyper-parameter '{}' = {}", name, value);
+  auto hyper = [&](const char* name) {
+    auto it = state.hyperparameters.find(name);
+    BRIDLE_CHECK(it != state.hyperparameters.end(),
+                 "SGD::load_state: hyper-parameter '{}' is missing", name);
+    return it->second;
+  };
+  SGDOptions options;
+  options.lr = static_cast<float>(hyper("lr"));
+  options.momentum = static_cast<float>(hyper("momentum"));
+  options.dampening = static_cast<float>(hyper("dampening"));
+  options.weight_decay = static_cast<float>(hyper("weight_decay"));
+  const double nesterov = hyper("nesterov");
+  BRIDLE_CHECK(nesterov == 0.0 || nesterov == 1.0,
+               "SGD::load_state: nesterov must be 0 or 1, got {}", nesterov);
+  options.nesterov = nesterov == 1.0;
+  check_options(options);
+
+  std::vector<Tensor> buffers(params_.size());
+  for (const auto& [kind, tensors] : state.per_parameter) {
+    BRIDLE_CHECK(kind == "momentum_buffer", "SGD::load_state: unknown per-parameter state '{}'",
+                 kind);
+    BRIDLE_CHECK(tensors.size() == params_.size(),
+                 "SGD::load_state: {} momentum buffers for {} parameters", tensors.size(),
+                 params_.size());
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const Tensor& buf = tensors[i];
+      if (!buf.defined()) continue;
+      BRIDLE_CHECK(buf.dtype() == kFloat32 && buf.shape() == params_[i].shape(),
+                   "SGD::load_state: momentum buffer {} is {} {} but parameter {} is {} {}", i,
+                   dtype_name(buf.dtype()), shape_str(buf.shape()), i,
+                   dtype_name(params_[i].dtype()), shape_str(params_[i].shape()));
+      BRIDLE_CHECK(options.momentum != 0.0f,
+                   "SGD::load_state: momentum buffer {} given, but momentum is 0", i);
+      buffers[i] = buf.clone();
+    }
+  }
+  options_ = options;
+  step_count_ = state.step_count;
+  momentum_buffers_ = std::move(buffers);
 }
 
 }  // namespace bridle

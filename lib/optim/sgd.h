@@ -8,6 +8,10 @@
 //     g = nesterov ? g + momentum * buf : buf
 //   p = p - lr * g
 // One fused pass over p, g and buf per parameter (kernel in sgd.cpp).
+//
+// state(): type "SGD", hyper-parameters lr, momentum, dampening, weight_decay and
+// nesterov (0/1), and per_parameter["momentum_buffer"] (undefined entries until a
+// parameter's first step, and always with momentum 0).
 #pragma once
 
 #include <vector>
@@ -28,6 +32,8 @@ class SGD : public Optimizer {
  public:
   SGD(std::vector<Tensor> params, SGDOptions options);
   void step() override;
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
   SGDOptions& options() { return options_; }  // e.g. to change lr between epochs
   // The momentum buffer of parameter i (undefined before the first step).
   const Tensor& momentum_buffer(size_t i) const { return momentum_buffers_.at(i); }

@@ -1,0 +1,106 @@
+// The shared classifier training loop; see classifier.h.
+#include "common/classifier.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+
+namespace bridle::examples {
+
+EvalResult evaluate_classifier(Module& model, DataLoader& loader) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  for (Batch& batch : loader.epoch(0)) {
+    Tensor logits = model.forward(batch.inputs);
+    loss_sum += cross_entropy(logits, batch.targets, {Reduction::kSum}).item();
+    Tensor predicted = argmax(logits, 1);
+    const int64_t* p = predicted.data<int64_t>();
+    const int64_t* y = batch.targets.data<int64_t>();
+    for (int64_t i = 0; i < batch.size(); ++i) correct += p[i] == y[i];
+    seen += batch.size();
+  }
+  model.train(was_training);
+  return {static_cast<double>(correct) / seen, loss_sum / seen};
+}
+
+float warmup_cosine_lr(float peak, int64_t step, int64_t total_steps, int64_t warmup_steps) {
+  if (step < warmup_steps)
+    return peak * static_cast<float>(step + 1) / static_cast<float>(warmup_steps);
+  double progress =
+      static_cast<double>(step - warmup_steps) / std::max<int64_t>(1, total_steps - warmup_steps);
+  return static_cast<float>(0.5 * peak * (1.0 + std::cos(M_PI * std::min(progress, 1.0))));
+}
+
+int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_flags,
+                   ClassifierRun& run) {
+  Module& model = *run.model;
+  SGD& optimizer = *run.optimizer;
+  if (!checkpoint_flags.eval.empty()) {
+    const int64_t trained = load_weights(checkpoint_flags.eval, model);
+    EvalResult result = evaluate_classifier(model, *run.test_loader);
+    report_metrics(flags, {{"example", run.example},
+                           {"test_accuracy", result.accuracy},
+                           {"test_nll", result.nll},
+                           {"epochs", trained},
+                           {"eval", checkpoint_flags.eval}});
+    return 0;
+  }
+
+  Checkpoint checkpoint{.model = &model, .optimizer = &optimizer, .generators = run.generators};
+  const int64_t first_epoch = resume(checkpoint_flags, checkpoint, run.config);
+  const int64_t total_steps = run.epochs * run.train_loader->num_batches();
+  double train_seconds = 0;
+  int64_t trained_examples = 0;
+  EvalResult result;
+  for (int64_t epoch = first_epoch; epoch <= run.epochs; ++epoch) {
+    auto start = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    for (Batch& batch : run.train_loader->epoch(epoch)) {
+      if (run.lr_at) optimizer.options().lr = run.lr_at(optimizer.step_count(), total_steps);
+      optimizer.zero_grad();
+      Tensor logits = model.forward(batch.inputs);
+      Tensor loss = cross_entropy(logits, batch.targets);
+      loss.backward();
+      optimizer.step();
+
+      loss_sum += loss.item() * batch.size();
+      Tensor predicted = argmax(logits.detach(), 1);
+      const int64_t* p = predicted.data<int64_t>();
+      const int64_t* y = batch.targets.data<int64_t>();
+      for (int64_t i = 0; i < batch.size(); ++i) correct += p[i] == y[i];
+      seen += batch.size();
+      if (flags.smoke && seen >= 20 * batch.size())
+        break;  // a few batches are enough to smoke-test
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    train_seconds += seconds;
+    trained_examples += seen;
+    result = evaluate_classifier(model, *run.test_loader);
+    spdlog::info(
+        "epoch {}/{}: loss {:.4f}, train accuracy {:.2f}%, test accuracy {:.2f}%, test nll {:.4f}, "
+        "lr {:.4g}, {:.0f} images/s",
+        epoch, run.epochs, loss_sum / seen, 100.0 * correct / seen, 100.0 * result.accuracy,
+        result.nll, optimizer.options().lr, seen / seconds);
+    save_epoch(checkpoint_flags, checkpoint, epoch, run.config);
+  }
+  if (trained_examples == 0)
+    result = evaluate_classifier(model, *run.test_loader);  // resumed a finished run
+  report_metrics(flags,
+                 {{"example", run.example},
+                  {"test_accuracy", result.accuracy},
+                  {"test_nll", result.nll},
+                  {"epochs", run.epochs},
+                  {"train_seconds", train_seconds},
+                  {"images_per_second", train_seconds > 0 ? trained_examples / train_seconds : 0.0},
+                  {"threads", get_num_threads()},
+                  {"smoke", flags.smoke}});
+  return 0;
+}
+
+}  // namespace bridle::examples

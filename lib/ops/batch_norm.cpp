@@ -1,0 +1,273 @@
+// Batch normalization: the op, its backward, naive loops and the oneDNN path;
+// see batch_norm.h.
+//
+// Backward, per channel over its M values, with s = 1 / sqrt(var + eps),
+// xhat = (x - mean) s and g = dL/dy:
+//   dbias   += sum g
+//   dweight += sum g xhat
+//   eval:      dx += g weight s                         (mean, var are constants)
+//   training:  dx += weight s / M (M g - sum g - xhat sum g xhat)
+// The training form is the chain rule through mean and var: d mean / dx = 1 / M,
+// d var / dx = 2 (x - mean) / M, which subtract the gradient's mean and its
+// component along xhat.
+#include "ops/batch_norm.h"
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "autograd/node.h"
+#include "ops/onednn.h"
+#include "ops/op_utils.h"
+
+namespace bridle {
+namespace cpu {
+
+// --- Naive reference: one channel at a time, sums in double. ------------------------
+
+void batch_norm_stats_naive(float* mean, float* var, const float* x, int64_t N, int64_t C,
+                            int64_t HW) {
+  const double M = static_cast<double>(N * HW);
+  for (int64_t c = 0; c < C; ++c) {
+    double sum = 0.0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) sum += x[(n * C + c) * HW + i];
+    double mu = sum / M, sq = 0.0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) {
+        double d = x[(n * C + c) * HW + i] - mu;
+        sq += d * d;
+      }
+    mean[c] = static_cast<float>(mu);
+    var[c] = static_cast<float>(sq / M);
+  }
+}
+
+void batch_norm_forward_naive(float* y, const float* x, const float* mean, const float* var,
+                              const float* weight, const float* bias, int64_t N, int64_t C,
+                              int64_t HW, float eps) {
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+    double w = weight ? weight[c] : 1.0, b = bias ? bias[c] : 0.0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) {
+        int64_t k = (n * C + c) * HW + i;
+        y[k] = static_cast<float>((x[k] - mean[c]) * s * w + b);
+      }
+  }
+}
+
+void batch_norm_backward_naive(float* dx, float* dw, float* db, const float* dy, const float* x,
+                               const float* mean, const float* var, const float* weight, int64_t N,
+                               int64_t C, int64_t HW, float eps, bool training) {
+  const double M = static_cast<double>(N * HW);
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+    double w = weight ? weight[c] : 1.0;
+    double sum_g = 0.0, sum_g_xhat = 0.0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) {
+        int64_t k = (n * C + c) * HW + i;
+        sum_g += dy[k];
+        sum_g_xhat += dy[k] * (x[k] - mean[c]) * s;
+      }
+    if (db) db[c] += static_cast<float>(sum_g);
+    if (dw) dw[c] += static_cast<float>(sum_g_xhat);
+    if (!dx) continue;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) {
+        int64_t k = (n * C + c) * HW + i;
+        double g = dy[k];
+        if (training) {
+          double xhat = (x[k] - mean[c]) * s;
+          g = (M * g - sum_g - xhat * sum_g_xhat) / M;
+        }
+        dx[k] += static_cast<float>(g * w * s);
+      }
+  }
+}
+
+// --- oneDNN -------------------------------------------------------------------------
+//
+// Data is seen as plain [N, C, HW, 1] (nchw). Scale and shift are passed only
+// when weight and bias exist (use_scale / use_shift); evaluation adds
+// use_global_stats, so mean and variance are inputs instead of outputs.
+
+namespace {
+
+using dnnl::memory;
+using dnnl::normalization_flags;
+
+struct BatchNormPrimitives {
+  dnnl::batch_normalization_forward::primitive_desc fwd_pd;
+  dnnl::batch_normalization_forward fwd;
+  dnnl::batch_normalization_backward::primitive_desc bwd_pd;
+  dnnl::batch_normalization_backward bwd;
+};
+
+BatchNormPrimitives& bn_primitives(int64_t N, int64_t C, int64_t HW, float eps, bool has_weight,
+                                   bool has_bias, bool training) {
+  static onednn::PrimitiveCache<BatchNormPrimitives> cache;
+  std::string key =
+      fmt::format("{} {} {} {} {} {} {}", N, C, HW, eps, has_weight, has_bias, training);
+  return cache.get(key, [&] {
+    auto p = std::make_unique<BatchNormPrimitives>();
+    memory::desc data = onednn::plain_desc({N, C, HW, 1});
+    auto flags = static_cast<normalization_flags>(0);
+    if (has_weight) flags |= normalization_flags::use_scale;
+    if (has_bias) flags |= normalization_flags::use_shift;
+    if (!training) flags |= normalization_flags::use_global_stats;
+    dnnl::batch_normalization_forward::desc fwd(dnnl::prop_kind::forward_training, data, eps,
+                                                flags);
+    p->fwd_pd = dnnl::batch_normalization_forward::primitive_desc(fwd, onednn::engine());
+    p->fwd = dnnl::batch_normalization_forward(p->fwd_pd);
+    // backward computes diff_scale / diff_shift too; backward_data only diff_src.
+    auto kind = has_weight || has_bias ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data;
+    dnnl::batch_normalization_backward::desc bwd(kind, data, data, eps, flags);
+    p->bwd_pd =
+        dnnl::batch_normalization_backward::primitive_desc(bwd, onednn::engine(), p->fwd_pd);
+    p->bwd = dnnl::batch_normalization_backward(p->bwd_pd);
+    return p;
+  });
+}
+
+memory vector_memory(const float* data, int64_t C) {
+  return memory(onednn::plain_desc({C}), onednn::engine(), const_cast<float*>(data));
+}
+
+}  // namespace
+
+void batch_norm_forward_onednn(float* y, float* mean, float* var, const float* x,
+                               const float* weight, const float* bias, int64_t N, int64_t C,
+                               int64_t HW, float eps, bool training) {
+  onednn::call("batch_norm", [&] {
+    BatchNormPrimitives& p =
+        bn_primitives(N, C, HW, eps, weight != nullptr, bias != nullptr, training);
+    memory::desc data = onednn::plain_desc({N, C, HW, 1});
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory(data, onednn::engine(), const_cast<float*>(x))},
+        {DNNL_ARG_DST, memory(data, onednn::engine(), y)},
+        {DNNL_ARG_MEAN, vector_memory(mean, C)},
+        {DNNL_ARG_VARIANCE, vector_memory(var, C)}};
+    if (weight) args.emplace(DNNL_ARG_SCALE, vector_memory(weight, C));
+    if (bias) args.emplace(DNNL_ARG_SHIFT, vector_memory(bias, C));
+    p.fwd.execute(onednn::stream(), args);
+    onednn::stream().wait();
+  });
+}
+
+// oneDNN overwrites its gradients, so they land in scratch tensors that are then
+// added into dx, dw and db.
+void batch_norm_backward_onednn(float* dx, float* dw, float* db, const float* dy, const float* x,
+                                const float* mean, const float* var, const float* weight,
+                                const float* bias, int64_t N, int64_t C, int64_t HW, float eps,
+                                bool training) {
+  onednn::call("batch_norm backward", [&] {
+    BatchNormPrimitives& p =
+        bn_primitives(N, C, HW, eps, weight != nullptr, bias != nullptr, training);
+    memory::desc data = onednn::plain_desc({N, C, HW, 1});
+    Tensor dx_scratch = Tensor::empty({N * C * HW});
+    Tensor dw_scratch = Tensor::empty({C}), db_scratch = Tensor::empty({C});
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory(data, onednn::engine(), const_cast<float*>(x))},
+        {DNNL_ARG_DIFF_DST, memory(data, onednn::engine(), const_cast<float*>(dy))},
+        {DNNL_ARG_DIFF_SRC, memory(data, onednn::engine(), dx_scratch.data<float>())},
+        {DNNL_ARG_MEAN, vector_memory(mean, C)},
+        {DNNL_ARG_VARIANCE, vector_memory(var, C)}};
+    if (weight) {
+      args.emplace(DNNL_ARG_SCALE, vector_memory(weight, C));
+      args.emplace(DNNL_ARG_DIFF_SCALE, vector_memory(dw_scratch.data<float>(), C));
+    }
+    if (bias) {  // oneDNN wants the shift passed in, though its gradient does not read it
+      args.emplace(DNNL_ARG_SHIFT, vector_memory(bias, C));
+      args.emplace(DNNL_ARG_DIFF_SHIFT, vector_memory(db_scratch.data<float>(), C));
+    }
+    p.bwd.execute(onednn::stream(), args);
+    onednn::stream().wait();
+    if (dx) {
+      const float* s = dx_scratch.data<float>();
+      int64_t n = N * C * HW;
+#pragma omp parallel for if (n > (1 << 16))
+      for (int64_t i = 0; i < n; ++i) dx[i] += s[i];
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      if (dw && weight) dw[c] += dw_scratch.data<float>()[c];
+      if (db && bias) db[c] += db_scratch.data<float>()[c];
+    }
+  });
+}
+
+}  // namespace cpu
+
+namespace {
+
+void check_channel_vector(const Tensor& t, const char* arg, int64_t C, const Tensor& x) {
+  if (!t.defined()) return;
+  check_float("batch_norm", t, arg);
+  BRIDLE_CHECK(t.shape() == Shape{C}, "batch_norm: {} must have shape [{}] for input {}, got {}",
+               arg, C, shape_str(x.shape()), shape_str(t.shape()));
+}
+
+float* grad_ptr(const Tensor& t) {
+  return t.defined() && t.requires_grad() ? grad_buffer(t).data<float>() : nullptr;
+}
+
+const float* ptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, float momentum,
+                  float eps) {
+  check_float("batch_norm", x);
+  check_device("batch_norm", {x, running_mean, running_var, weight, bias});
+  BRIDLE_CHECK(x.dim() >= 2, "batch_norm: input must be [N, C] or [N, C, ...], got shape {}",
+               shape_str(x.shape()));
+  const int64_t N = x.size(0), C = x.size(1), HW = x.numel() / std::max<int64_t>(N * C, 1);
+  check_channel_vector(running_mean, "running_mean", C, x);
+  check_channel_vector(running_var, "running_var", C, x);
+  check_channel_vector(weight, "weight", C, x);
+  check_channel_vector(bias, "bias", C, x);
+  BRIDLE_CHECK(running_mean.defined() == running_var.defined(),
+               "batch_norm: give both running_mean and running_var, or neither");
+  BRIDLE_CHECK(training || running_mean.defined(),
+               "batch_norm: evaluation mode needs running_mean and running_var");
+  BRIDLE_CHECK(!training || N * HW > 1,
+               "batch_norm: expected more than 1 value per channel when training, got input of "
+               "shape {}",
+               shape_str(x.shape()));
+  BRIDLE_CHECK(eps >= 0.0f && std::isfinite(eps), "batch_norm: eps must be >= 0, got {}", eps);
+  BRIDLE_CHECK(std::isfinite(momentum), "batch_norm: momentum must be finite, got {}", momentum);
+
+  Tensor y = Tensor::empty(x.shape());
+  if (x.numel() == 0) return y;
+  // The statistics the output was normalized with, kept for backward: the batch's
+  // in training; in evaluation the running ones, copied when backward will need
+  // them (a later training step updates them in place).
+  const bool keep = any_requires_grad({x, weight, bias});
+  Tensor mean = training ? Tensor::empty({C}) : keep ? running_mean.clone() : running_mean;
+  Tensor var = training ? Tensor::empty({C}) : keep ? running_var.clone() : running_var;
+  cpu::batch_norm_forward_onednn(y.data<float>(), mean.data<float>(), var.data<float>(),
+                                 x.data<float>(), ptr(weight), ptr(bias), N, C, HW, eps, training);
+  if (training && running_mean.defined()) {
+    float* rm = running_mean.data<float>();
+    float* rv = running_var.data<float>();
+    const float* m = mean.data<float>();
+    const float* v = var.data<float>();
+    const float unbias = static_cast<float>(N * HW) / static_cast<float>(N * HW - 1);
+    for (int64_t c = 0; c < C; ++c) {
+      rm[c] = (1.0f - momentum) * rm[c] + momentum * m[c];
+      rv[c] = (1.0f - momentum) * rv[c] + momentum * v[c] * unbias;
+    }
+  }
+  return record(
+      y, "batch_norm", {x, weight, bias},
+      [x, weight, bias, mean, var, N, C, HW, eps, training](const Tensor& dy, const Tensor&) {
+        cpu::batch_norm_backward_onednn(
+            grad_ptr(x), grad_ptr(weight), grad_ptr(bias), dy.data<float>(), x.data<float>(),
+            mean.data<float>(), var.data<float>(), ptr(weight), ptr(bias), N, C, HW, eps, training);
+      });
+}
+
+}  // namespace bridle

@@ -1,0 +1,362 @@
+// Pooling: ops, backward, naive loops and the oneDNN path; see pool.h.
+//
+// Backward, per window w(o) of output o (g = dL/dy):
+//   max: dx[argmax(o)] += g[o]                  (only the chosen element)
+//   avg: dx[i] += g[o] / divisor(o)             for every in-bounds i in w(o)
+// where divisor(o) = KH KW with count_include_pad, else the in-bounds count.
+// Adaptive average is avg with per-output windows and divisor = window size.
+#include "ops/pool.h"
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "autograd/node.h"
+#include "ops/onednn.h"
+#include "ops/op_utils.h"
+
+namespace bridle {
+namespace cpu {
+
+// --- Naive reference ----------------------------------------------------------
+
+void max_pool2d_forward_naive(float* y, int64_t* argmax, const float* x, const PoolGeometry& g) {
+  for (int64_t p = 0; p < g.N * g.C; ++p) {
+    const float* plane = x + p * g.H * g.W;
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        float best = -std::numeric_limits<float>::infinity();
+        int64_t best_index = -1;
+        for (int64_t kh = 0; kh < g.KH; ++kh) {
+          int64_t ih = oh * g.SH - g.PH + kh * g.DH;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t kw = 0; kw < g.KW; ++kw) {
+            int64_t iw = ow * g.SW - g.PW + kw * g.DW;
+            if (iw < 0 || iw >= g.W) continue;
+            float v = plane[ih * g.W + iw];
+            // Strictly greater keeps the first maximum; NaN always takes over (PyTorch).
+            if (best_index < 0 || v > best || std::isnan(v)) {
+              best = v;
+              best_index = ih * g.W + iw;
+            }
+          }
+        }
+        int64_t o = (p * g.OH + oh) * g.OW + ow;
+        y[o] = best;
+        argmax[o] = best_index;
+      }
+    }
+  }
+}
+
+void max_pool2d_backward_naive(float* dx, const int64_t* argmax, const float* dy,
+                               const PoolGeometry& g) {
+  for (int64_t p = 0; p < g.N * g.C; ++p)
+    for (int64_t o = 0; o < g.OH * g.OW; ++o) {
+      int64_t i = argmax[p * g.OH * g.OW + o];
+      if (i >= 0) dx[p * g.H * g.W + i] += dy[p * g.OH * g.OW + o];
+    }
+}
+
+namespace {
+
+// The in-bounds part [begin, end) of a window starting at `start` with `k`
+// taps of stride 1 (average pooling has no dilation).
+struct Range {
+  int64_t begin, end;
+};
+Range clip(int64_t start, int64_t k, int64_t size) {
+  return {std::max<int64_t>(start, 0), std::min(start + k, size)};
+}
+
+}  // namespace
+
+void avg_pool2d_forward_naive(float* y, const float* x, const PoolGeometry& g,
+                              bool count_include_pad) {
+  for (int64_t p = 0; p < g.N * g.C; ++p) {
+    const float* plane = x + p * g.H * g.W;
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      Range r = clip(oh * g.SH - g.PH, g.KH, g.H);
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        Range c = clip(ow * g.SW - g.PW, g.KW, g.W);
+        double sum = 0.0;
+        for (int64_t ih = r.begin; ih < r.end; ++ih)
+          for (int64_t iw = c.begin; iw < c.end; ++iw) sum += plane[ih * g.W + iw];
+        int64_t divisor = count_include_pad ? g.KH * g.KW : (r.end - r.begin) * (c.end - c.begin);
+        y[(p * g.OH + oh) * g.OW + ow] = static_cast<float>(sum / divisor);
+      }
+    }
+  }
+}
+
+void avg_pool2d_backward_naive(float* dx, const float* dy, const PoolGeometry& g,
+                               bool count_include_pad) {
+  for (int64_t p = 0; p < g.N * g.C; ++p) {
+    float* plane = dx + p * g.H * g.W;
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      Range r = clip(oh * g.SH - g.PH, g.KH, g.H);
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        Range c = clip(ow * g.SW - g.PW, g.KW, g.W);
+        int64_t divisor = count_include_pad ? g.KH * g.KW : (r.end - r.begin) * (c.end - c.begin);
+        float share = dy[(p * g.OH + oh) * g.OW + ow] / static_cast<float>(divisor);
+        for (int64_t ih = r.begin; ih < r.end; ++ih)
+          for (int64_t iw = c.begin; iw < c.end; ++iw) plane[ih * g.W + iw] += share;
+      }
+    }
+  }
+}
+
+// --- Adaptive average pooling ---------------------------------------------------
+
+namespace {
+
+// PyTorch's adaptive windows: output index o of `out` covers input [start, end).
+int64_t window_start(int64_t o, int64_t out, int64_t in) { return (o * in) / out; }
+int64_t window_end(int64_t o, int64_t out, int64_t in) { return ((o + 1) * in + out - 1) / out; }
+
+}  // namespace
+
+void adaptive_avg_pool2d_forward(float* y, const float* x, int64_t planes, int64_t H, int64_t W,
+                                 int64_t OH, int64_t OW) {
+#pragma omp parallel for if (planes * H * W > (1 << 16))
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* plane = x + p * H * W;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      int64_t h0 = window_start(oh, OH, H), h1 = window_end(oh, OH, H);
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        int64_t w0 = window_start(ow, OW, W), w1 = window_end(ow, OW, W);
+        float sum = 0.0f;
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * W + iw];
+        y[(p * OH + oh) * OW + ow] = sum / static_cast<float>((h1 - h0) * (w1 - w0));
+      }
+    }
+  }
+}
+
+void adaptive_avg_pool2d_backward(float* dx, const float* dy, int64_t planes, int64_t H, int64_t W,
+                                  int64_t OH, int64_t OW) {
+#pragma omp parallel for if (planes * H * W > (1 << 16))
+  for (int64_t p = 0; p < planes; ++p) {
+    float* plane = dx + p * H * W;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      int64_t h0 = window_start(oh, OH, H), h1 = window_end(oh, OH, H);
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        int64_t w0 = window_start(ow, OW, W), w1 = window_end(ow, OW, W);
+        float share = dy[(p * OH + oh) * OW + ow] / static_cast<float>((h1 - h0) * (w1 - w0));
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) plane[ih * W + iw] += share;
+      }
+    }
+  }
+}
+
+// --- oneDNN ---------------------------------------------------------------------
+//
+// One forward_training primitive and its backward per (geometry, algorithm),
+// built on first use. Tensors stay in bridle's plain NCHW layout.
+
+namespace {
+
+using dnnl::algorithm;
+using dnnl::memory;
+
+struct PoolPrimitives {
+  dnnl::pooling_v2_forward::primitive_desc fwd_pd;
+  dnnl::pooling_v2_forward fwd;
+  dnnl::pooling_v2_backward::primitive_desc bwd_pd;
+  dnnl::pooling_v2_backward bwd;
+};
+
+PoolPrimitives& pool_primitives(const PoolGeometry& g, algorithm alg) {
+  static onednn::PrimitiveCache<PoolPrimitives> cache;
+  std::string key =
+      fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", static_cast<int>(alg), g.N, g.C,
+                  g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW);
+  return cache.get(key, [&] {
+    auto p = std::make_unique<PoolPrimitives>();
+    memory::desc src = onednn::plain_desc({g.N, g.C, g.H, g.W});
+    memory::desc dst = onednn::plain_desc({g.N, g.C, g.OH, g.OW});
+    // oneDNN counts dilation from 0 (PyTorch's 1). The right/bottom padding is
+    // whatever makes the last window end where PyTorch's floor mode ends it; it
+    // is negative when floor mode drops trailing input rows.
+    memory::dims strides{g.SH, g.SW}, kernel{g.KH, g.KW}, dilation{g.DH - 1, g.DW - 1};
+    memory::dims pad_l{g.PH, g.PW};
+    memory::dims pad_r{(g.OH - 1) * g.SH + g.DH * (g.KH - 1) + 1 - g.H - g.PH,
+                       (g.OW - 1) * g.SW + g.DW * (g.KW - 1) + 1 - g.W - g.PW};
+    dnnl::pooling_v2_forward::desc fwd(dnnl::prop_kind::forward_training, alg, src, dst, strides,
+                                       kernel, dilation, pad_l, pad_r);
+    p->fwd_pd = dnnl::pooling_v2_forward::primitive_desc(fwd, onednn::engine());
+    p->fwd = dnnl::pooling_v2_forward(p->fwd_pd);
+    dnnl::pooling_v2_backward::desc bwd(alg, src, dst, strides, kernel, dilation, pad_l, pad_r);
+    p->bwd_pd = dnnl::pooling_v2_backward::primitive_desc(bwd, onednn::engine(), p->fwd_pd);
+    p->bwd = dnnl::pooling_v2_backward(p->bwd_pd);
+    return p;
+  });
+}
+
+algorithm avg_algorithm(bool count_include_pad) {
+  return count_include_pad ? algorithm::pooling_avg_include_padding
+                           : algorithm::pooling_avg_exclude_padding;
+}
+
+void pool_forward(float* y, void* workspace, const float* x, const PoolGeometry& g, algorithm alg) {
+  PoolPrimitives& p = pool_primitives(g, alg);
+  memory src(p.fwd_pd.src_desc(), onednn::engine(), const_cast<float*>(x));
+  memory dst(p.fwd_pd.dst_desc(), onednn::engine(), y);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+  if (workspace)
+    args.emplace(DNNL_ARG_WORKSPACE,
+                 memory(p.fwd_pd.workspace_desc(), onednn::engine(), workspace));
+  p.fwd.execute(onednn::stream(), args);
+  onednn::stream().wait();
+}
+
+// oneDNN's backward overwrites diff_src, so it writes a scratch buffer that is
+// then added into dx.
+void pool_backward(float* dx, const void* workspace, const float* dy, const PoolGeometry& g,
+                   algorithm alg) {
+  PoolPrimitives& p = pool_primitives(g, alg);
+  Tensor scratch = Tensor::empty({g.N, g.C, g.H, g.W});
+  memory diff_dst(p.bwd_pd.diff_dst_desc(), onednn::engine(), const_cast<float*>(dy));
+  memory diff_src(p.bwd_pd.diff_src_desc(), onednn::engine(), scratch.data<float>());
+  std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, diff_dst},
+                                       {DNNL_ARG_DIFF_SRC, diff_src}};
+  if (workspace)
+    args.emplace(DNNL_ARG_WORKSPACE,
+                 memory(p.bwd_pd.workspace_desc(), onednn::engine(), const_cast<void*>(workspace)));
+  p.bwd.execute(onednn::stream(), args);
+  onednn::stream().wait();
+  const float* s = scratch.data<float>();
+  int64_t n = scratch.numel();
+#pragma omp parallel for if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) dx[i] += s[i];
+}
+
+}  // namespace
+
+size_t max_pool2d_workspace_bytes(const PoolGeometry& g) {
+  size_t bytes = 0;
+  onednn::call("max_pool2d", [&] {
+    bytes = pool_primitives(g, algorithm::pooling_max).fwd_pd.workspace_desc().get_size();
+  });
+  return bytes;
+}
+
+void max_pool2d_forward_onednn(float* y, void* workspace, const float* x, const PoolGeometry& g) {
+  onednn::call("max_pool2d", [&] { pool_forward(y, workspace, x, g, algorithm::pooling_max); });
+}
+
+void max_pool2d_backward_onednn(float* dx, const void* workspace, const float* dy,
+                                const PoolGeometry& g) {
+  onednn::call("max_pool2d backward",
+               [&] { pool_backward(dx, workspace, dy, g, algorithm::pooling_max); });
+}
+
+void avg_pool2d_forward_onednn(float* y, const float* x, const PoolGeometry& g,
+                               bool count_include_pad) {
+  onednn::call("avg_pool2d",
+               [&] { pool_forward(y, nullptr, x, g, avg_algorithm(count_include_pad)); });
+}
+
+void avg_pool2d_backward_onednn(float* dx, const float* dy, const PoolGeometry& g,
+                                bool count_include_pad) {
+  onednn::call("avg_pool2d backward",
+               [&] { pool_backward(dx, nullptr, dy, g, avg_algorithm(count_include_pad)); });
+}
+
+}  // namespace cpu
+
+// --- Ops ----------------------------------------------------------------------------
+
+namespace {
+
+std::string size2_str(Size2 s) { return fmt::format("{{{}, {}}}", s[0], s[1]); }
+
+void check_nchw(const char* op, const Tensor& x) {
+  check_float(op, x);
+  check_device(op, {x});
+  BRIDLE_CHECK(x.dim() == 4, "{}: input must be 4-D [N, C, H, W], got shape {}", op,
+               shape_str(x.shape()));
+}
+
+// Validates the arguments the way PyTorch does and derives the output size.
+PoolGeometry pool_geometry(const char* op, const Tensor& x, Size2 kernel, Size2 stride,
+                           Size2 padding, Size2 dilation) {
+  check_nchw(op, x);
+  if (stride[0] == 0 && stride[1] == 0) stride = kernel;
+  BRIDLE_CHECK(kernel[0] > 0 && kernel[1] > 0, "{}: kernel size must be positive, got {}", op,
+               size2_str(kernel));
+  BRIDLE_CHECK(stride[0] > 0 && stride[1] > 0, "{}: stride must be positive, got {}", op,
+               size2_str(stride));
+  BRIDLE_CHECK(dilation[0] > 0 && dilation[1] > 0, "{}: dilation must be positive, got {}", op,
+               size2_str(dilation));
+  BRIDLE_CHECK(padding[0] >= 0 && padding[1] >= 0 && padding[0] <= kernel[0] / 2 &&
+                   padding[1] <= kernel[1] / 2,
+               "{}: padding {} must be non-negative and at most half the kernel {}", op,
+               size2_str(padding), size2_str(kernel));
+  BRIDLE_CHECK(x.size(2) > 0 && x.size(3) > 0, "{}: input {} has an empty plane", op,
+               shape_str(x.shape()));
+  PoolGeometry g{};
+  g.N = x.size(0), g.C = x.size(1), g.H = x.size(2), g.W = x.size(3);
+  g.KH = kernel[0], g.KW = kernel[1], g.SH = stride[0], g.SW = stride[1];
+  g.PH = padding[0], g.PW = padding[1], g.DH = dilation[0], g.DW = dilation[1];
+  int64_t span_h = g.DH * (g.KH - 1) + 1, span_w = g.DW * (g.KW - 1) + 1;
+  BRIDLE_CHECK(g.H + 2 * g.PH >= span_h && g.W + 2 * g.PW >= span_w,
+               "{}: input {} is smaller than the kernel {} (dilation {}, padding {}): the "
+               "output would be empty",
+               op, shape_str(x.shape()), size2_str(kernel), size2_str(dilation),
+               size2_str(padding));
+  g.OH = (g.H + 2 * g.PH - span_h) / g.SH + 1;
+  g.OW = (g.W + 2 * g.PW - span_w) / g.SW + 1;
+  return g;
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation) {
+  PoolGeometry g = pool_geometry("max_pool2d", x, kernel, stride, padding, dilation);
+  Tensor y = Tensor::empty({g.N, g.C, g.OH, g.OW});
+  if (y.numel() == 0) return record(y, "max_pool2d", {x}, [](const Tensor&, const Tensor&) {});
+  // The workspace (oneDNN's record of each maximum's position) is what backward needs.
+  size_t bytes = cpu::max_pool2d_workspace_bytes(g);
+  Tensor workspace = Tensor::empty({static_cast<int64_t>((bytes + 3) / 4)});
+  cpu::max_pool2d_forward_onednn(y.data<float>(), workspace.data<float>(), x.data<float>(), g);
+  return record(y, "max_pool2d", {x}, [x, g, workspace](const Tensor& dy, const Tensor&) {
+    cpu::max_pool2d_backward_onednn(grad_buffer(x).data<float>(), workspace.data<float>(),
+                                    dy.data<float>(), g);
+  });
+}
+
+Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding,
+                  bool count_include_pad) {
+  PoolGeometry g = pool_geometry("avg_pool2d", x, kernel, stride, padding, {1, 1});
+  Tensor y = Tensor::empty({g.N, g.C, g.OH, g.OW});
+  if (y.numel() == 0) return record(y, "avg_pool2d", {x}, [](const Tensor&, const Tensor&) {});
+  cpu::avg_pool2d_forward_onednn(y.data<float>(), x.data<float>(), g, count_include_pad);
+  return record(y, "avg_pool2d", {x}, [x, g, count_include_pad](const Tensor& dy, const Tensor&) {
+    cpu::avg_pool2d_backward_onednn(grad_buffer(x).data<float>(), dy.data<float>(), g,
+                                    count_include_pad);
+  });
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
+  check_nchw("adaptive_avg_pool2d", x);
+  BRIDLE_CHECK(output_size[0] > 0 && output_size[1] > 0,
+               "adaptive_avg_pool2d: output size must be positive, got {}", size2_str(output_size));
+  int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  int64_t OH = output_size[0], OW = output_size[1];
+  BRIDLE_CHECK(H > 0 && W > 0, "adaptive_avg_pool2d: input {} has an empty plane",
+               shape_str(x.shape()));
+  Tensor y = Tensor::empty({N, C, OH, OW});
+  cpu::adaptive_avg_pool2d_forward(y.data<float>(), x.data<float>(), N * C, H, W, OH, OW);
+  return record(y, "adaptive_avg_pool2d", {x}, [x, OH, OW](const Tensor& dy, const Tensor&) {
+    int64_t planes = x.size(0) * x.size(1);
+    cpu::adaptive_avg_pool2d_backward(grad_buffer(x).data<float>(), dy.data<float>(), planes,
+                                      x.size(2), x.size(3), OH, OW);
+  });
+}
+
+}  // namespace bridle
