@@ -25,22 +25,11 @@
 # it does not know (0.3.21 on Sapphire/Emerald Rapids picks "Prescott").
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BUILD="${BUILD:-build}"
-PYTHON="${PYTHON:-python3}"
+# shellcheck source=bench/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" mnist_mlp_epoch
 THREADS="${THREADS:-1 2}"
 EPOCHS="${EPOCHS:-5}"
 BATCH_SIZE="${BATCH_SIZE:-128}"
-bridle_bin="$BUILD/bench/mnist_mlp_epoch"
-
-if [[ ! -x "$bridle_bin" ]]; then
-  echo "run_mnist_mlp.sh: no $bridle_bin; build it: ninja -C $BUILD mnist_mlp_epoch" >&2
-  exit 1
-fi
-if ! "$PYTHON" -c "import torch" 2>/dev/null; then
-  echo "run_mnist_mlp.sh: $PYTHON cannot import torch; set PYTHON to one that can" >&2
-  exit 1
-fi
 
 for t in $THREADS; do
   args=(--threads "$t" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE")

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Fetches MNIST or Fashion-MNIST as the four IDX files that load_mnist() reads
 # (lib/data/mnist.h): {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], or
-# CIFAR-10 as the binary batches that load_cifar10() reads (lib/data/cifar.h).
+# CIFAR-10 / CIFAR-100 as the binary files that load_cifar10() / load_cifar100()
+# read (lib/data/cifar.h).
 #
 #   datasets/fetch.sh mnist [DIR]           default DIR: data/mnist
 #   datasets/fetch.sh fashion-mnist [DIR]   default DIR: data/fashion-mnist
 #   datasets/fetch.sh cifar10 [DIR]         default DIR: data/cifar10
+#   datasets/fetch.sh cifar100 [DIR]        default DIR: data/cifar100
 #
 # Sources, tried in this order (README.md beside this script says why):
 #   1. DIR already holds the four files: nothing to do.
@@ -18,15 +20,17 @@
 # fetch leaves nothing half-written behind.
 #
 # cifar10 ends as DIR/cifar-10-batches-bin/{data_batch_1..5,test_batch}.bin and
-# batches.meta.txt. Sources, in this order:
-#   1. DIR already holds them (in cifar-10-batches-bin/ or directly).
-#   2. The archive named by $BRIDLE_CIFAR10_ARCHIVE.
-#   3. ../shared/datasets/cifar-10-binary.tar.gz beside the repository root.
+# batches.meta.txt; cifar100 as DIR/cifar-100-binary/{train,test}.bin and
+# {fine,coarse}_label_names.txt. Sources, in this order:
+#   1. DIR already holds them (in that folder or directly).
+#   2. The archive named by $BRIDLE_CIFAR10_ARCHIVE / $BRIDLE_CIFAR100_ARCHIVE.
+#   3. ../shared/datasets/cifar-10-binary.tar.gz (cifar-100-binary.tar.gz) beside
+#      the repository root.
 #   4. The canonical download from the University of Toronto.
 # An archive is used only when it is a known one: the official archive (by its
-# published MD5) or the rebuilt copy in ../shared/datasets (by the SHA-256 in
-# its README; its MD5 differs, see datasets/README.md). It is unpacked into a
-# staging folder inside DIR, checked, and renamed into place.
+# published MD5) or, for CIFAR-10, the rebuilt copy in ../shared/datasets (by the
+# SHA-256 in its README; its MD5 differs, see datasets/README.md). It is unpacked
+# into a staging folder inside DIR, checked, and renamed into place.
 set -euo pipefail
 
 readonly FILES=(train-images-idx3-ubyte train-labels-idx1-ubyte
@@ -36,14 +40,9 @@ readonly DEBIAN_PACKAGE=dataset-fashion-mnist
 readonly DEBIAN_DIR=/usr/share/datasets/fashion-mnist
 readonly MNIST_URL=https://ossci-datasets.s3.amazonaws.com/mnist
 readonly FASHION_URL=http://fashion-mnist.s3-website.eu-central-1.amazonaws.com
-readonly CIFAR10_URL=https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
-readonly CIFAR10_MD5=c32a1d4ab5d03f1284b67883e8d87530  # the official archive
-# The copy rebuilt from a JPEG re-encoding (../shared/datasets/README.md).
+readonly CIFAR_URL=https://www.cs.toronto.edu/~kriz
+# The copy of CIFAR-10 rebuilt from a JPEG re-encoding (../shared/datasets/README.md).
 readonly CIFAR10_REBUILT_SHA256=17b21a00491f7d8fcc48ccca227a2af6e40e363521896af76e242bd8c63b7c09
-readonly CIFAR10_FOLDER=cifar-10-batches-bin
-readonly CIFAR10_BATCHES=(data_batch_1.bin data_batch_2.bin data_batch_3.bin data_batch_4.bin
-                          data_batch_5.bin test_batch.bin)
-readonly CIFAR10_BATCH_BYTES=30730000  # 10000 records of 1 + 3072 bytes
 
 # MD5 of the uncompressed files: the same whichever route (and gzip) they came by.
 declare -A CONTENT_MD5=(
@@ -71,7 +70,7 @@ declare -A DOWNLOAD_MD5=(
 say() { echo "fetch.sh: $*" >&2; }
 
 usage() {
-  sed -n '6,8p' "$0" | sed 's/^# */usage: /' >&2
+  sed -n '7,10p' "$0" | sed 's/^# */usage: /' >&2
   exit 2
 }
 
@@ -183,79 +182,106 @@ from_download() {
 }
 
 # ---------------------------------------------------------------------------
-# CIFAR-10
+# CIFAR-10 and CIFAR-100: one route, configured per dataset.
 
-# Whether $1 holds the six batches (of the right size) and batches.meta.txt.
-cifar10_complete() {
-  local name size
-  for name in "${CIFAR10_BATCHES[@]}"; do
+# Sets what differs: archive, official MD5, folder, "file:bytes" entries, extras.
+cifar_config() {
+  if [[ $dataset == cifar10 ]]; then
+    cifar_archive=cifar-10-binary.tar.gz
+    cifar_md5=c32a1d4ab5d03f1284b67883e8d87530
+    cifar_folder=cifar-10-batches-bin
+    cifar_files=(data_batch_1.bin:30730000 data_batch_2.bin:30730000 data_batch_3.bin:30730000
+                 data_batch_4.bin:30730000 data_batch_5.bin:30730000 test_batch.bin:30730000)
+    cifar_extras=(batches.meta.txt)  # records: 1 label byte + 3072 pixels
+    cifar_archive_env=BRIDLE_CIFAR10_ARCHIVE
+  else
+    cifar_archive=cifar-100-binary.tar.gz
+    cifar_md5=03b5dce01913d631647c71ecec9e9cb8
+    cifar_folder=cifar-100-binary
+    cifar_files=(train.bin:153700000 test.bin:30740000)  # 2 label bytes + 3072 pixels
+    cifar_extras=(fine_label_names.txt coarse_label_names.txt)
+    cifar_archive_env=BRIDLE_CIFAR100_ARCHIVE
+  fi
+}
+
+# Whether $1 holds every file (of the right size).
+cifar_complete() {
+  local entry name size
+  for entry in "${cifar_files[@]}"; do
+    name=${entry%%:*}
     [[ -f $1/$name ]] || return 1
     size=$(wc -c <"$1/$name" | tr -d ' ')
-    [[ $size == "$CIFAR10_BATCH_BYTES" ]] || { say "  $1/$name has $size bytes, expected $CIFAR10_BATCH_BYTES"; return 1; }
+    [[ $size == "${entry##*:}" ]] || { say "  $1/$name has $size bytes, expected ${entry##*:}"; return 1; }
   done
-  [[ -f $1/batches.meta.txt ]]
+  for name in "${cifar_extras[@]}"; do [[ -f $1/$name ]] || return 1; done
 }
 
 # Says which known archive $1 is; fails (with the sums) for any other file.
-cifar10_identify() {
+cifar_identify() {
   local md5 sha256
   md5=$(md5_of <"$1")
-  if [[ $md5 == "$CIFAR10_MD5" ]]; then say "  $1: the official archive (md5 $md5)"; return 0; fi
-  sha256=$(sha256_of <"$1")
-  if [[ $sha256 == "$CIFAR10_REBUILT_SHA256" ]]; then
-    say "  $1: the rebuilt copy from ../shared/datasets (sha256 $sha256)"
-    return 0
+  if [[ $md5 == "$cifar_md5" ]]; then say "  $1: the official archive (md5 $md5)"; return 0; fi
+  if [[ $dataset == cifar10 ]]; then
+    sha256=$(sha256_of <"$1")
+    if [[ $sha256 == "$CIFAR10_REBUILT_SHA256" ]]; then
+      say "  $1: the rebuilt copy from ../shared/datasets (sha256 $sha256)"
+      return 0
+    fi
+    say "  $1 is no known CIFAR-10 archive: md5 $md5 (official: $cifar_md5),"
+    say "  sha256 $sha256 (rebuilt copy: $CIFAR10_REBUILT_SHA256)"
+    return 1
   fi
-  say "  $1 is no known CIFAR-10 archive: md5 $md5 (official: $CIFAR10_MD5),"
-  say "  sha256 $sha256 (rebuilt copy: $CIFAR10_REBUILT_SHA256)"
+  say "  $1 is no known $dataset archive: md5 $md5 (official: $cifar_md5)"
   return 1
 }
 
 # Unpacks archive $1 into a staging folder inside DIR, checks it, and renames
-# its cifar-10-batches-bin/ into place.
-cifar10_install() {
+# its data folder into place.
+cifar_install() {
   local archive=$1
   [[ -f $archive ]] || { say "  $archive does not exist"; return 1; }
-  cifar10_identify "$archive" || return 1
+  cifar_identify "$archive" || return 1
   [[ -z $stage ]] || rm -rf "$stage"  # what an earlier, failed route left
   mkdir -p "$dir" || return 1
   stage=$(mktemp -d "$dir/.fetch.XXXXXX") || return 1
-  tar -xzf "$archive" -C "$stage" "$CIFAR10_FOLDER" || { say "  cannot unpack $archive"; return 1; }
-  cifar10_complete "$stage/$CIFAR10_FOLDER" || { say "  $archive lacks some files"; return 1; }
-  rm -rf "${dir:?}/$CIFAR10_FOLDER" && mv "$stage/$CIFAR10_FOLDER" "$dir/" || return 1
+  tar -xzf "$archive" -C "$stage" "$cifar_folder" || { say "  cannot unpack $archive"; return 1; }
+  cifar_complete "$stage/$cifar_folder" || { say "  $archive lacks some files"; return 1; }
+  rm -rf "${dir:?}/$cifar_folder" && mv "$stage/$cifar_folder" "$dir/" || return 1
   rm -rf "$stage"
 }
 
-cifar10_download() {
+cifar_download() {
   command -v curl >/dev/null || { say "  curl is not installed"; return 1; }
   # Give up quickly when the host is unreachable or the transfer stalls.
   curl -fSL --connect-timeout 10 --speed-limit 20000 --speed-time 20 --max-time 1800 \
-    -o "$tmp/cifar-10-binary.tar.gz" "$CIFAR10_URL" || { say "  download failed"; return 1; }
-  cifar10_install "$tmp/cifar-10-binary.tar.gz"
+    -o "$tmp/$cifar_archive" "$CIFAR_URL/$cifar_archive" || { say "  download failed"; return 1; }
+  cifar_install "$tmp/$cifar_archive"
 }
 
-fetch_cifar10() {
-  if cifar10_complete "$dir/$CIFAR10_FOLDER" 2>/dev/null || cifar10_complete "$dir" 2>/dev/null; then
-    say "cifar10 is already in $dir"
+fetch_cifar() {
+  cifar_config
+  if cifar_complete "$dir/$cifar_folder" 2>/dev/null || cifar_complete "$dir" 2>/dev/null; then
+    say "$dataset is already in $dir"
     exit 0
   fi
   tmp=$(mktemp -d)
   stage=
   trap 'rm -rf "$tmp" ${stage:+"$stage"}' EXIT
-  if [[ -n ${BRIDLE_CIFAR10_ARCHIVE:-} ]]; then
-    say "trying \$BRIDLE_CIFAR10_ARCHIVE ($BRIDLE_CIFAR10_ARCHIVE)"
-    cifar10_install "$BRIDLE_CIFAR10_ARCHIVE" && finish
+  local given=${!cifar_archive_env:-}
+  if [[ -n $given ]]; then
+    say "trying \$$cifar_archive_env ($given)"
+    cifar_install "$given" && finish
   fi
-  local shared=$repo_root/../shared/datasets/cifar-10-binary.tar.gz
+  local shared=$repo_root/../shared/datasets/$cifar_archive
   if [[ -f $shared ]]; then
-    say "trying ../shared/datasets/cifar-10-binary.tar.gz"
-    cifar10_install "$shared" && finish
+    say "trying ../shared/datasets/$cifar_archive"
+    cifar_install "$shared" && finish
   fi
-  say "trying the download from $CIFAR10_URL"
-  cifar10_download && finish
-  say "could not fetch cifar10. Download $CIFAR10_URL (md5 $CIFAR10_MD5) by hand and"
-  say "either set BRIDLE_CIFAR10_ARCHIVE to it, or unpack it into $dir; load_cifar10() also"
-  say "reads the .tar.gz directly. See datasets/README.md."
+  say "trying the download from $CIFAR_URL/$cifar_archive"
+  cifar_download && finish
+  say "could not fetch $dataset. Download $CIFAR_URL/$cifar_archive (md5 $cifar_md5) by hand"
+  say "and either set $cifar_archive_env to it, or unpack it into $dir; the loaders also"
+  say "read the .tar.gz directly. See datasets/README.md."
   exit 1
 }
 
@@ -267,13 +293,13 @@ finish() {
 [[ $# -ge 1 && $# -le 2 ]] || usage
 dataset=$1
 case $dataset in
-  mnist | fashion-mnist | cifar10) ;;
+  mnist | fashion-mnist | cifar10 | cifar100) ;;
   *) say "unknown dataset '$dataset'"; usage ;;
 esac
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${2:-$repo_root/data/$dataset}
 
-if [[ $dataset == cifar10 ]]; then fetch_cifar10; fi
+if [[ $dataset == cifar10 || $dataset == cifar100 ]]; then fetch_cifar; fi
 
 if has_all "$dir"; then
   say "$dataset is already in $dir"

@@ -91,4 +91,9 @@ Tensor grad_buffer(const Tensor& t);
 // grad_buffer(t) += g, where g has t's shape.
 void accumulate_grad(const Tensor& t, const Tensor& g);
 
+// The same for g, a gradient just computed that nothing else holds: when t has
+// no gradient yet, g becomes it (no zero fill, no add), in whatever layout g is.
+// Kernels that overwrite their output (oneDNN's backward) use this.
+void accumulate_fresh_grad(const Tensor& t, Tensor g);
+
 }  // namespace bridle

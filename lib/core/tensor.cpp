@@ -45,6 +45,40 @@ Tensor Tensor::empty(const Shape& shape, TensorOptions options) {
   return t;
 }
 
+Tensor Tensor::empty_opaque(const Shape& shape, std::shared_ptr<const OpaqueLayout> layout,
+                            Device device) {
+  BRIDLE_CHECK(layout != nullptr, "Tensor::empty_opaque: no layout given");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->storage = std::make_shared<Storage>(layout->nbytes(), device);
+  impl->layout = std::move(layout);
+  return Tensor(std::move(impl));
+}
+
+void TensorImpl::make_plain() {
+  if (!layout) return;
+  auto plain = std::make_shared<Storage>(static_cast<size_t>(numel()) * dtype_size(dtype),
+                                         storage->device());
+  layout->to_plain(storage->data(), plain->data());
+  storage = std::move(plain);
+  offset = 0;
+  layout = nullptr;
+}
+
+const Tensor& Tensor::make_plain() const {
+  impl().make_plain();
+  return *this;
+}
+
+bool same_layout(const Tensor& a, const Tensor& b) {
+  if (a.is_plain() || b.is_plain()) return a.is_plain() && b.is_plain();
+  return a.layout() == b.layout() || a.layout()->same_as(*b.layout());
+}
+
+void* Tensor::opaque_data() const {
+  return static_cast<char*>(impl().storage->data()) + impl().offset * dtype_size(dtype());
+}
+
 int64_t Tensor::size(int64_t d) const {
   int64_t n = dim();
   BRIDLE_CHECK(d >= -n && d < n, "Tensor::size: dim {} out of range for shape {}", d,
@@ -53,6 +87,7 @@ int64_t Tensor::size(int64_t d) const {
 }
 
 void* Tensor::raw_data() const {
+  make_plain();
   return static_cast<char*>(impl().storage->data()) + impl().offset * dtype_size(dtype());
 }
 
@@ -231,6 +266,7 @@ Tensor Tensor::detach() const {
   impl->offset = impl_ptr()->offset;
   impl->shape = shape();
   impl->dtype = dtype();
+  impl->layout = layout();
   return Tensor(std::move(impl));
 }
 

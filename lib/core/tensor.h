@@ -1,7 +1,9 @@
 // Tensor: a handle to an n-dimensional array plus its autograd record.
 //
-// Tensors are contiguous and row-major (NCHW for images). Handles are cheap to
-// copy and share their TensorImpl; several impls may share one Storage (reshape
+// Tensors are contiguous and row-major (NCHW for images), except that oneDNN's
+// kernels may leave their outputs in an opaque blocked layout (core/layout.h)
+// which any plain access converts back first. Handles are cheap to copy and share
+// their TensorImpl; several impls may share one Storage (reshape
 // and dim-0 slicing are views, free of copies). Each tensor knows its dtype and
 // device, and ops dispatch on the device. The autograd fields (requires_grad,
 // grad, grad_fn) live on the impl; see autograd/engine.h for how backward walks them.
@@ -15,6 +17,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/layout.h"
 #include "core/storage.h"
 
 namespace bridle {
@@ -55,6 +58,8 @@ struct TensorImpl {
   int64_t offset = 0;  // in elements, into storage
   Shape shape;
   DType dtype = DType::kFloat32;
+  // Set when the elements are in an opaque layout (then offset is 0); null = plain.
+  std::shared_ptr<const OpaqueLayout> layout;
 
   // Autograd. A leaf has no grad_fn; an op's output has the node that made it.
   bool requires_grad = false;
@@ -63,6 +68,8 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;
 
   int64_t numel() const { return shape_numel(shape); }
+  // Converts opaque-layout elements to plain row-major in fresh storage.
+  void make_plain();
 };
 
 class Tensor {
@@ -72,6 +79,9 @@ class Tensor {
 
   // Uninitialized storage of the given shape.
   static Tensor empty(const Shape& shape, TensorOptions options = {});
+  // Uninitialized float storage of the given shape in an opaque layout.
+  static Tensor empty_opaque(const Shape& shape, std::shared_ptr<const OpaqueLayout> layout,
+                             Device device = Device::cpu());
 
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const { return impl().shape; }
@@ -82,14 +92,23 @@ class Tensor {
   Device device() const { return impl().storage->device(); }
   bool is_float() const { return dtype() == DType::kFloat32; }
 
-  // Typed pointer to the first element; throws if T does not match the dtype.
+  // Typed pointer to the first element of the plain row-major data; throws if T
+  // does not match the dtype. An opaque-layout tensor is converted first.
   template <typename T>
   T* data() const {
     BRIDLE_CHECK(DTypeOf<T>::value == dtype(), "Tensor::data: asked for {} but the tensor is {}",
                  dtype_name(DTypeOf<T>::value), dtype_name(dtype()));
+    if (impl().layout) impl().make_plain();
     return static_cast<T*>(impl().storage->data()) + impl().offset;
   }
-  void* raw_data() const;
+  void* raw_data() const;  // data<T>() without the type
+
+  // Layouts (core/layout.h). is_plain(): row-major. opaque_data(): the memory as
+  // it is, for layout-aware kernels only. make_plain(): convert in place now.
+  bool is_plain() const { return impl().layout == nullptr; }
+  const std::shared_ptr<const OpaqueLayout>& layout() const { return impl().layout; }
+  void* opaque_data() const;
+  const Tensor& make_plain() const;
 
   // Element access for tests and small programs (CPU only, slow).
   float item() const;                                  // the one element, as float
@@ -156,6 +175,10 @@ class Tensor {
 };
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+// Whether a and b hold their elements in the same order (both plain, or the
+// same opaque layout), so elementwise kernels may run over their raw memory.
+bool same_layout(const Tensor& a, const Tensor& b);
 
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);

@@ -90,9 +90,11 @@ void batch_norm_backward_naive(float* dx, float* dw, float* db, const float* dy,
 
 // --- oneDNN -------------------------------------------------------------------------
 //
-// Data is seen as plain [N, C, HW, 1] (nchw). Scale and shift are passed only
-// when weight and bias exist (use_scale / use_shift); evaluation adds
-// use_global_stats, so mean and variance are inputs instead of outputs.
+// Plain data is seen as [N, C, HW, 1] (nchw); a blocked 4-D tensor (a
+// convolution's output) is used in its own layout, which is where oneDNN's batch
+// norm is fast. Scale and shift are passed only when weight and bias exist
+// (use_scale / use_shift); evaluation adds use_global_stats, so mean and variance
+// are inputs instead of outputs.
 
 namespace {
 
@@ -106,14 +108,13 @@ struct BatchNormPrimitives {
   dnnl::batch_normalization_backward bwd;
 };
 
-BatchNormPrimitives& bn_primitives(int64_t N, int64_t C, int64_t HW, float eps, bool has_weight,
+BatchNormPrimitives& bn_primitives(const memory::desc& data, float eps, bool has_weight,
                                    bool has_bias, bool training) {
   static onednn::PrimitiveCache<BatchNormPrimitives> cache;
   std::string key =
-      fmt::format("{} {} {} {} {} {} {}", N, C, HW, eps, has_weight, has_bias, training);
+      fmt::format("{} {} {} {} {}", onednn::desc_key(data), eps, has_weight, has_bias, training);
   return cache.get(key, [&] {
     auto p = std::make_unique<BatchNormPrimitives>();
-    memory::desc data = onednn::plain_desc({N, C, HW, 1});
     auto flags = static_cast<normalization_flags>(0);
     if (has_weight) flags |= normalization_flags::use_scale;
     if (has_bias) flags |= normalization_flags::use_shift;
@@ -132,70 +133,75 @@ BatchNormPrimitives& bn_primitives(int64_t N, int64_t C, int64_t HW, float eps, 
   });
 }
 
-memory vector_memory(const float* data, int64_t C) {
-  return memory(onednn::plain_desc({C}), onednn::engine(), const_cast<float*>(data));
+// t as batch norm's data: its blocked layout, or plain [N, C, HW, 1].
+memory data_memory(const Tensor& t) {
+  if (!t.is_plain()) return onednn::memory_of(t);
+  const int64_t N = t.size(0), C = t.size(1);
+  return onednn::wrap(t, {N, C, t.numel() / std::max<int64_t>(N * C, 1), 1});
 }
 
 }  // namespace
 
-void batch_norm_forward_onednn(float* y, float* mean, float* var, const float* x,
-                               const float* weight, const float* bias, int64_t N, int64_t C,
-                               int64_t HW, float eps, bool training) {
+Tensor batch_norm_forward_onednn(const Tensor& x, const Tensor& mean, const Tensor& var,
+                                 const Tensor& weight, const Tensor& bias, float eps,
+                                 bool training) {
+  Tensor y;
   onednn::call("batch_norm", [&] {
+    if (x.dim() != 4) x.make_plain();
+    memory src = data_memory(x);
     BatchNormPrimitives& p =
-        bn_primitives(N, C, HW, eps, weight != nullptr, bias != nullptr, training);
-    memory::desc data = onednn::plain_desc({N, C, HW, 1});
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, memory(data, onednn::engine(), const_cast<float*>(x))},
-        {DNNL_ARG_DST, memory(data, onednn::engine(), y)},
-        {DNNL_ARG_MEAN, vector_memory(mean, C)},
-        {DNNL_ARG_VARIANCE, vector_memory(var, C)}};
-    if (weight) args.emplace(DNNL_ARG_SCALE, vector_memory(weight, C));
-    if (bias) args.emplace(DNNL_ARG_SHIFT, vector_memory(bias, C));
+        bn_primitives(src.get_desc(), eps, weight.defined(), bias.defined(), training);
+    y = x.is_plain() ? Tensor::empty(x.shape()) : onednn::empty_in(x.shape(), src.get_desc());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
+                                         {DNNL_ARG_DST, data_memory(y)},
+                                         {DNNL_ARG_MEAN, onednn::wrap(mean)},
+                                         {DNNL_ARG_VARIANCE, onednn::wrap(var)}};
+    if (weight.defined()) args.emplace(DNNL_ARG_SCALE, onednn::wrap(weight));
+    if (bias.defined()) args.emplace(DNNL_ARG_SHIFT, onednn::wrap(bias));
     p.fwd.execute(onednn::stream(), args);
-    onednn::stream().wait();
   });
+  return y;
 }
 
-// oneDNN overwrites its gradients, so they land in scratch tensors that are then
-// added into dx, dw and db.
-void batch_norm_backward_onednn(float* dx, float* dw, float* db, const float* dy, const float* x,
-                                const float* mean, const float* var, const float* weight,
-                                const float* bias, int64_t N, int64_t C, int64_t HW, float eps,
-                                bool training) {
+// oneDNN overwrites its gradients: dx is returned fresh; the weight and bias
+// gradients land in scratch that is added into dw and db.
+Tensor batch_norm_backward_onednn(const Tensor& dw, const Tensor& db, const Tensor& dy,
+                                  const Tensor& x, const Tensor& mean, const Tensor& var,
+                                  const Tensor& weight, const Tensor& bias, float eps,
+                                  bool training) {
+  Tensor dx;
   onednn::call("batch_norm backward", [&] {
+    if (x.is_plain()) dy.make_plain();  // x converted since forward: run plain
+    memory src = data_memory(x);
     BatchNormPrimitives& p =
-        bn_primitives(N, C, HW, eps, weight != nullptr, bias != nullptr, training);
-    memory::desc data = onednn::plain_desc({N, C, HW, 1});
-    Tensor dx_scratch = Tensor::empty({N * C * HW});
-    Tensor dw_scratch = Tensor::empty({C}), db_scratch = Tensor::empty({C});
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, memory(data, onednn::engine(), const_cast<float*>(x))},
-        {DNNL_ARG_DIFF_DST, memory(data, onednn::engine(), const_cast<float*>(dy))},
-        {DNNL_ARG_DIFF_SRC, memory(data, onednn::engine(), dx_scratch.data<float>())},
-        {DNNL_ARG_MEAN, vector_memory(mean, C)},
-        {DNNL_ARG_VARIANCE, vector_memory(var, C)}};
-    if (weight) {
-      args.emplace(DNNL_ARG_SCALE, vector_memory(weight, C));
-      args.emplace(DNNL_ARG_DIFF_SCALE, vector_memory(dw_scratch.data<float>(), C));
+        bn_primitives(src.get_desc(), eps, weight.defined(), bias.defined(), training);
+    Tensor diff_dst_buffer;
+    Tensor dw_scratch = Tensor::empty({mean.numel()}), db_scratch = Tensor::empty({mean.numel()});
+    // Blocked x: dy may be in any layout of x's 4-D shape.
+    memory dy_memory = x.is_plain() ? data_memory(dy) : onednn::memory_of(dy);
+    memory diff_dst = onednn::to_layout(dy_memory, src.get_desc(), diff_dst_buffer);
+    dx = x.is_plain() ? Tensor::empty(x.shape()) : onednn::empty_in(x.shape(), src.get_desc());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
+                                         {DNNL_ARG_DIFF_DST, diff_dst},
+                                         {DNNL_ARG_DIFF_SRC, data_memory(dx)},
+                                         {DNNL_ARG_MEAN, onednn::wrap(mean)},
+                                         {DNNL_ARG_VARIANCE, onednn::wrap(var)}};
+    if (weight.defined()) {
+      args.emplace(DNNL_ARG_SCALE, onednn::wrap(weight));
+      args.emplace(DNNL_ARG_DIFF_SCALE, onednn::wrap(dw_scratch));
     }
-    if (bias) {  // oneDNN wants the shift passed in, though its gradient does not read it
-      args.emplace(DNNL_ARG_SHIFT, vector_memory(bias, C));
-      args.emplace(DNNL_ARG_DIFF_SHIFT, vector_memory(db_scratch.data<float>(), C));
+    if (bias.defined()) {  // oneDNN wants the shift passed in, though its gradient does not read it
+      args.emplace(DNNL_ARG_SHIFT, onednn::wrap(bias));
+      args.emplace(DNNL_ARG_DIFF_SHIFT, onednn::wrap(db_scratch));
     }
     p.bwd.execute(onednn::stream(), args);
-    onednn::stream().wait();
-    if (dx) {
-      const float* s = dx_scratch.data<float>();
-      int64_t n = N * C * HW;
-#pragma omp parallel for if (n > (1 << 16))
-      for (int64_t i = 0; i < n; ++i) dx[i] += s[i];
-    }
-    for (int64_t c = 0; c < C; ++c) {
-      if (dw && weight) dw[c] += dw_scratch.data<float>()[c];
-      if (db && bias) db[c] += db_scratch.data<float>()[c];
-    }
+    const int64_t C = mean.numel();
+    if (dw.defined() && weight.defined())
+      for (int64_t c = 0; c < C; ++c) dw.data<float>()[c] += dw_scratch.data<float>()[c];
+    if (db.defined() && bias.defined())
+      for (int64_t c = 0; c < C; ++c) db.data<float>()[c] += db_scratch.data<float>()[c];
   });
+  return dx;
 }
 
 }  // namespace cpu
@@ -209,11 +215,9 @@ void check_channel_vector(const Tensor& t, const char* arg, int64_t C, const Ten
                arg, C, shape_str(x.shape()), shape_str(t.shape()));
 }
 
-float* grad_ptr(const Tensor& t) {
-  return t.defined() && t.requires_grad() ? grad_buffer(t).data<float>() : nullptr;
+Tensor grad_of(const Tensor& t) {
+  return t.defined() && t.requires_grad() ? grad_buffer(t) : Tensor();
 }
-
-const float* ptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
 
 }  // namespace
 
@@ -248,8 +252,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   const bool keep = any_requires_grad({x, weight, bias});
   Tensor mean = training ? Tensor::empty({C}) : keep ? running_mean.clone() : running_mean;
   Tensor var = training ? Tensor::empty({C}) : keep ? running_var.clone() : running_var;
-  cpu::batch_norm_forward_onednn(y.data<float>(), mean.data<float>(), var.data<float>(),
-                                 x.data<float>(), ptr(weight), ptr(bias), N, C, HW, eps, training);
+  y = cpu::batch_norm_forward_onednn(x, mean, var, weight, bias, eps, training);
   if (training && running_mean.defined()) {
     float* rm = running_mean.data<float>();
     float* rv = running_var.data<float>();
@@ -261,13 +264,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
       rv[c] = (1.0f - momentum) * rv[c] + momentum * v[c] * unbias;
     }
   }
-  return record(
-      y, "batch_norm", {x, weight, bias},
-      [x, weight, bias, mean, var, N, C, HW, eps, training](const Tensor& dy, const Tensor&) {
-        cpu::batch_norm_backward_onednn(
-            grad_ptr(x), grad_ptr(weight), grad_ptr(bias), dy.data<float>(), x.data<float>(),
-            mean.data<float>(), var.data<float>(), ptr(weight), ptr(bias), N, C, HW, eps, training);
-      });
+  return record(y, "batch_norm", {x, weight, bias},
+                [x, weight, bias, mean, var, eps, training](const Tensor& dy, const Tensor&) {
+                  Tensor dx =
+                      cpu::batch_norm_backward_onednn(grad_of(weight), grad_of(bias), dy, x, mean,
+                                                      var, weight, bias, eps, training);
+                  if (x.requires_grad()) accumulate_fresh_grad(x, std::move(dx));
+                });
 }
 
 }  // namespace bridle

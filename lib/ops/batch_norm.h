@@ -43,14 +43,17 @@ void batch_norm_backward_naive(float* dx, float* dw, float* db, const float* dy,
                                int64_t C, int64_t HW, float eps, bool training);
 
 // oneDNN. Training: computes the batch statistics into mean and var (biased) and
-// normalizes with them; evaluation: reads mean and var.
-void batch_norm_forward_onednn(float* y, float* mean, float* var, const float* x,
-                               const float* weight, const float* bias, int64_t N, int64_t C,
-                               int64_t HW, float eps, bool training);
-void batch_norm_backward_onednn(float* dx, float* dw, float* db, const float* dy, const float* x,
-                                const float* mean, const float* var, const float* weight,
-                                const float* bias, int64_t N, int64_t C, int64_t HW, float eps,
-                                bool training);
+// normalizes with them; evaluation: reads mean and var. x is [N, C, ...] plain or
+// a 4-D tensor in a blocked layout; y comes back in x's layout. weight and bias
+// may be undefined. The backward returns a new dx (in x's layout) and
+// accumulates into dw and db (either may be undefined).
+Tensor batch_norm_forward_onednn(const Tensor& x, const Tensor& mean, const Tensor& var,
+                                 const Tensor& weight, const Tensor& bias, float eps,
+                                 bool training);
+Tensor batch_norm_backward_onednn(const Tensor& dw, const Tensor& db, const Tensor& dy,
+                                  const Tensor& x, const Tensor& mean, const Tensor& var,
+                                  const Tensor& weight, const Tensor& bias, float eps,
+                                  bool training);
 
 }  // namespace cpu
 }  // namespace bridle

@@ -7,10 +7,12 @@
 //   db[o]             += dy[n, o, oh, ow]
 // summed over every (n, o, oh, ow) whose window touches that element.
 //
-// oneDNN picks its own memory layouts (blocked, e.g. nChw16c) for speed. Our
-// tensors stay plain NCHW, so each call reorders into the chosen layout when it
-// differs, into buffers from the caching allocator, and gradients come back with a
-// reorder that adds into the gradient buffer (a sum post-op): the "+=" of backward.
+// oneDNN picks its own memory layouts (blocked, e.g. nChw16c) for speed. The
+// output stays in the layout oneDNN chose (an opaque tensor, core/layout.h), so
+// the batch norm, ReLU and next convolution that follow read it without a
+// reorder; an input in another layout is reordered into buffers from the caching
+// allocator. Gradients come back with a reorder that adds into the gradient
+// buffer (a sum post-op): the "+=" of backward.
 #include "ops/conv.h"
 
 #include "autograd/node.h"
@@ -134,63 +136,59 @@ ConvPrimitives& conv_primitives(const ConvGeometry& g, bool has_bias) {
   return cache.get(key, [&] { return make_conv(g, has_bias); });
 }
 
-// Plain views of raw pointers: x [N,C,H,W], w (oihw or goihw), y [N,O,OH,OW], b [O].
-memory plain(const memory::dims& dims, const float* data) {
-  return memory(onednn::plain_desc(dims), onednn::engine(), const_cast<float*>(data));
+// Weights are [O, C/G, KH, KW]; oneDNN sees grouped ones as 5-D goihw.
+memory weights_memory(const Tensor& w, const ConvGeometry& g) {
+  return onednn::wrap(w, weight_dims(g));
 }
 
 }  // namespace
 
-void conv2d_forward_onednn(float* y, const float* x, const float* w, const float* b,
-                           const ConvGeometry& g) {
-  ConvPrimitives& p = conv_primitives(g, b != nullptr);
-  Tensor src_buffer, weights_buffer, dst_buffer;
-  memory src =
-      onednn::to_layout(plain({g.N, g.C, g.H, g.W}, x), p.forward_pd.src_desc(), src_buffer);
-  memory weights =
-      onednn::to_layout(plain(weight_dims(g), w), p.forward_pd.weights_desc(), weights_buffer);
-  memory y_plain = plain({g.N, g.O, g.OH, g.OW}, y);
-  bool plain_dst = p.forward_pd.dst_desc() == y_plain.get_desc();
-  memory dst = plain_dst ? y_plain : onednn::make_memory(p.forward_pd.dst_desc(), dst_buffer);
+Tensor conv2d_forward_onednn(const Tensor& x, const Tensor& w, const Tensor& b,
+                             const ConvGeometry& g) {
+  ConvPrimitives& p = conv_primitives(g, b.defined());
+  const auto& pd = p.forward_pd;
+  Tensor src_buffer, weights_buffer;
+  memory src = onednn::to_layout(onednn::memory_of(x), pd.src_desc(), src_buffer);
+  memory weights = onednn::to_layout(weights_memory(w, g), pd.weights_desc(), weights_buffer);
+  Tensor y = onednn::empty_in({g.N, g.O, g.OH, g.OW}, pd.dst_desc());
   std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
-  if (b) args[DNNL_ARG_BIAS] = plain({g.O}, b);
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, onednn::memory_of(y)}};
+  if (b.defined()) args[DNNL_ARG_BIAS] = onednn::wrap(b);
   p.forward.execute(onednn::stream(), args);
-  if (!plain_dst) onednn::copy_into(dst, y_plain);
+  return onednn::finish(y);
 }
 
-void conv2d_backward_onednn(float* dx, float* dw, float* db, const float* x, const float* w,
-                            const float* dy, const ConvGeometry& g) {
-  ConvPrimitives& p = conv_primitives(g, db != nullptr);
-  memory dy_plain = plain({g.N, g.O, g.OH, g.OW}, dy);
-  if (dx) {
-    Tensor diff_dst_buffer, weights_buffer, diff_src_buffer;
-    const auto& pd = p.backward_data_pd;
-    memory diff_dst = onednn::to_layout(dy_plain, pd.diff_dst_desc(), diff_dst_buffer);
-    memory weights = onednn::to_layout(plain(weight_dims(g), w), pd.weights_desc(), weights_buffer);
-    memory diff_src = onednn::make_memory(pd.diff_src_desc(), diff_src_buffer);
-    p.backward_data.execute(onednn::stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
-                                               {DNNL_ARG_WEIGHTS, weights},
-                                               {DNNL_ARG_DIFF_SRC, diff_src}});
-    onednn::accumulate_into(diff_src, plain({g.N, g.C, g.H, g.W}, dx));
+Tensor conv2d_backward_data_onednn(const Tensor& dy, const Tensor& w, const ConvGeometry& g) {
+  ConvPrimitives& p = conv_primitives(g, false);
+  const auto& pd = p.backward_data_pd;
+  Tensor diff_dst_buffer, weights_buffer;
+  memory diff_dst = onednn::to_layout(onednn::memory_of(dy), pd.diff_dst_desc(), diff_dst_buffer);
+  memory weights = onednn::to_layout(weights_memory(w, g), pd.weights_desc(), weights_buffer);
+  Tensor dx = onednn::empty_in({g.N, g.C, g.H, g.W}, pd.diff_src_desc());
+  p.backward_data.execute(onednn::stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
+                                             {DNNL_ARG_WEIGHTS, weights},
+                                             {DNNL_ARG_DIFF_SRC, onednn::memory_of(dx)}});
+  return onednn::finish(dx);
+}
+
+void conv2d_backward_weights_onednn(const Tensor& dw, const Tensor& db, const Tensor& x,
+                                    const Tensor& dy, const ConvGeometry& g) {
+  ConvPrimitives& p = conv_primitives(g, db.defined());
+  const auto& pd = p.backward_weights_pd;
+  Tensor src_buffer, diff_dst_buffer, diff_weights_buffer, diff_bias_buffer;
+  memory src = onednn::to_layout(onednn::memory_of(x), pd.src_desc(), src_buffer);
+  memory diff_dst = onednn::to_layout(onednn::memory_of(dy), pd.diff_dst_desc(), diff_dst_buffer);
+  memory diff_weights = onednn::make_memory(pd.diff_weights_desc(), diff_weights_buffer);
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
+  memory diff_bias;
+  if (db.defined()) {
+    diff_bias = onednn::make_memory(pd.diff_bias_desc(), diff_bias_buffer);
+    args[DNNL_ARG_DIFF_BIAS] = diff_bias;
   }
-  if (dw || db) {
-    Tensor src_buffer, diff_dst_buffer, diff_weights_buffer, diff_bias_buffer;
-    const auto& pd = p.backward_weights_pd;
-    memory src = onednn::to_layout(plain({g.N, g.C, g.H, g.W}, x), pd.src_desc(), src_buffer);
-    memory diff_dst = onednn::to_layout(dy_plain, pd.diff_dst_desc(), diff_dst_buffer);
-    memory diff_weights = onednn::make_memory(pd.diff_weights_desc(), diff_weights_buffer);
-    std::unordered_map<int, memory> args = {
-        {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
-    memory diff_bias;
-    if (db) {
-      diff_bias = onednn::make_memory(pd.diff_bias_desc(), diff_bias_buffer);
-      args[DNNL_ARG_DIFF_BIAS] = diff_bias;
-    }
-    p.backward_weights.execute(onednn::stream(), args);
-    if (dw) onednn::accumulate_into(diff_weights, plain(weight_dims(g), dw));
-    if (db) onednn::accumulate_into(diff_bias, plain({g.O}, db));
-  }
+  p.backward_weights.execute(onednn::stream(), args);
+  if (dw.defined()) onednn::accumulate_into(diff_weights, weights_memory(dw, g));
+  if (db.defined()) onednn::accumulate_into(diff_bias, onednn::wrap(db));
 }
 
 }  // namespace cpu
@@ -233,22 +231,24 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 
   Tensor out = Tensor::empty({g.N, g.O, g.OH, g.OW});
   if (out.numel() > 0)
-    onednn::call("conv2d", [&] {
-      cpu::conv2d_forward_onednn(out.data<float>(), x.data<float>(), weight.data<float>(),
-                                 bias.defined() ? bias.data<float>() : nullptr, g);
-    });
-  return record(
-      out, "conv2d", {x, weight, bias}, [x, weight, bias, g](const Tensor& dout, const Tensor&) {
-        float* dx = x.requires_grad() ? grad_buffer(x).data<float>() : nullptr;
-        float* dw = weight.requires_grad() ? grad_buffer(weight).data<float>() : nullptr;
-        float* db =
-            bias.defined() && bias.requires_grad() ? grad_buffer(bias).data<float>() : nullptr;
-        if (dout.numel() == 0) return;
-        onednn::call("conv2d backward", [&] {
-          cpu::conv2d_backward_onednn(dx, dw, db, x.data<float>(), weight.data<float>(),
-                                      dout.data<float>(), g);
-        });
-      });
+    onednn::call("conv2d", [&] { out = cpu::conv2d_forward_onednn(x, weight, bias, g); });
+  return record(out, "conv2d", {x, weight, bias},
+                [x, weight, bias, g](const Tensor& dout, const Tensor&) {
+                  auto grad_of = [](const Tensor& t) {
+                    return t.defined() && t.requires_grad() ? grad_buffer(t) : Tensor();
+                  };
+                  if (dout.numel() == 0) {
+                    for (const Tensor& t : {x, weight, bias}) grad_of(t);  // zero gradients
+                    return;
+                  }
+                  onednn::call("conv2d backward", [&] {
+                    if (x.requires_grad())
+                      accumulate_fresh_grad(x, cpu::conv2d_backward_data_onednn(dout, weight, g));
+                    Tensor dw = grad_of(weight), db = grad_of(bias);
+                    if (dw.defined() || db.defined())
+                      cpu::conv2d_backward_weights_onednn(dw, db, x, dout, g);
+                  });
+                });
 }
 
 }  // namespace bridle

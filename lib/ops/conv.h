@@ -43,11 +43,15 @@ void conv2d_forward_naive(float* y, const float* x, const float* w, const float*
 void conv2d_backward_naive(float* dx, float* dw, float* db, const float* x, const float* w,
                            const float* dy, const ConvGeometry& g);
 
-// oneDNN: y = conv(x, w) + b, and the accumulating backward.
-void conv2d_forward_onednn(float* y, const float* x, const float* w, const float* b,
-                           const ConvGeometry& g);
-void conv2d_backward_onednn(float* dx, float* dw, float* db, const float* x, const float* w,
-                            const float* dy, const ConvGeometry& g);
+// oneDNN: y = conv(x, w) + b (b may be undefined), returned in the layout oneDNN
+// prefers (usually blocked, core/layout.h); x may be in any layout.
+Tensor conv2d_forward_onednn(const Tensor& x, const Tensor& w, const Tensor& b,
+                             const ConvGeometry& g);
+// Returns a new dx (in oneDNN's layout) for the output gradient dy (any layout).
+Tensor conv2d_backward_data_onednn(const Tensor& dy, const Tensor& w, const ConvGeometry& g);
+// Accumulates into dw and db (either may be undefined).
+void conv2d_backward_weights_onednn(const Tensor& dw, const Tensor& db, const Tensor& x,
+                                    const Tensor& dy, const ConvGeometry& g);
 
 }  // namespace cpu
 }  // namespace bridle

@@ -1,6 +1,11 @@
 // oneDNN glue; see onednn.h.
 #include "ops/onednn.h"
 
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstdlib>
+
 namespace bridle::onednn {
 
 using dnnl::memory;
@@ -23,6 +28,72 @@ memory::desc plain_desc(const memory::dims& dims) {
   for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i)
     strides[i] = strides[i + 1] * dims[i + 1];
   return memory::desc(dims, memory::data_type::f32, strides);
+}
+
+std::string OneDnnLayout::name() const {
+  // The format tag is not queryable in oneDNN 2.x; report the inner blocks instead.
+  std::string name = "oneDNN blocked";
+  const dnnl_memory_desc_t& d = desc_.data;
+  if (d.format_kind == dnnl_blocked)
+    for (int i = 0; i < d.format_desc.blocking.inner_nblks; ++i)
+      name += fmt::format(" {}{}", d.format_desc.blocking.inner_blks[i],
+                          static_cast<char>('a' + d.format_desc.blocking.inner_idxs[i]));
+  return name;
+}
+
+void OneDnnLayout::to_plain(const void* src, void* dst) const {
+  memory from(desc_, engine(), const_cast<void*>(src));
+  memory to(plain_desc(desc_.dims()), engine(), dst);
+  dnnl::reorder(from, to).execute(stream(), from, to);
+}
+
+bool OneDnnLayout::same_as(const OpaqueLayout& other) const {
+  const auto* o = dynamic_cast<const OneDnnLayout*>(&other);
+  return o != nullptr && o->desc_ == desc_;
+}
+
+memory::desc desc_of(const Tensor& t) {
+  if (t.is_plain()) return plain_desc(dims_of(t.shape()));
+  const auto* layout = dynamic_cast<const OneDnnLayout*>(t.layout().get());
+  BRIDLE_CHECK(layout != nullptr, "oneDNN: tensor {} has a layout oneDNN cannot read: {}",
+               shape_str(t.shape()), t.layout()->name());
+  return layout->desc();
+}
+
+memory memory_of(const Tensor& t) { return memory(desc_of(t), engine(), t.opaque_data()); }
+
+Tensor empty_in(const Shape& shape, const memory::desc& desc) {
+  if (desc == plain_desc(dims_of(shape))) return Tensor::empty(shape);
+  return Tensor::empty_opaque(shape, std::make_shared<OneDnnLayout>(desc));
+}
+
+namespace {
+std::atomic<bool>& blocked_layouts_flag() {
+  static std::atomic<bool> enabled = [] {
+    const char* env = std::getenv("BRIDLE_PLAIN_LAYOUTS");
+    return env == nullptr || std::string(env) == "0" || std::string(env).empty();
+  }();
+  return enabled;
+}
+}  // namespace
+
+bool blocked_layouts_enabled() { return blocked_layouts_flag().load(); }
+void set_blocked_layouts_enabled(bool enabled) { blocked_layouts_flag().store(enabled); }
+
+Tensor finish(Tensor t) {
+  if (!blocked_layouts_enabled()) t.make_plain();
+  return t;
+}
+
+std::string desc_key(const memory::desc& desc) {
+  const dnnl_memory_desc_t& d = desc.data;
+  std::string key = fmt::format("k{} d{}", static_cast<int>(d.format_kind), d.ndims);
+  if (d.format_kind != dnnl_blocked) return key;
+  const auto& b = d.format_desc.blocking;
+  for (int i = 0; i < d.ndims; ++i) key += fmt::format(" {}:{}", d.dims[i], b.strides[i]);
+  for (int i = 0; i < b.inner_nblks; ++i)
+    key += fmt::format(" b{}{}", b.inner_blks[i], b.inner_idxs[i]);
+  return key;
 }
 
 memory wrap(const Tensor& t) { return wrap(t, dims_of(t.shape())); }

@@ -1,7 +1,12 @@
 // oneDNN glue shared by the ops that run on it (convolution, pooling, batch norm).
 //
 // - One CPU engine and stream for the process (oneDNN threads with our OpenMP pool).
-// - wrap(): a bridle tensor seen as oneDNN memory in a plain layout, no copy.
+// - OneDnnLayout: a oneDNN memory descriptor as a tensor's opaque layout, so a
+//   convolution's blocked output (e.g. nChw16c) flows into batch norm, ReLU, the
+//   residual add and the next convolution without reorders (see core/layout.h).
+// - memory_of(): a tensor seen as oneDNN memory in whatever layout it has, no copy;
+//   wrap(): the same for plain data, with given dims.
+// - empty_in(): a new tensor in a primitive's chosen layout (plain when it is).
 // - to_layout(): memory in the layout a primitive asked for, reordering into a
 //   buffer from bridle's caching allocator only when the layouts differ.
 // - accumulate_into(): adds memory of any layout into a plain tensor (a reorder
@@ -25,6 +30,39 @@ dnnl::engine& engine();
 dnnl::stream& stream();
 
 dnnl::memory::dims dims_of(const Shape& shape);
+
+// A oneDNN memory descriptor as an opaque tensor layout.
+class OneDnnLayout : public OpaqueLayout {
+ public:
+  explicit OneDnnLayout(dnnl::memory::desc desc) : desc_(std::move(desc)) {}
+  const dnnl::memory::desc& desc() const { return desc_; }
+  std::string name() const override;
+  size_t nbytes() const override { return desc_.get_size(); }
+  void to_plain(const void* src, void* dst) const override;
+  bool same_as(const OpaqueLayout& other) const override;
+
+ private:
+  dnnl::memory::desc desc_;
+};
+
+// t's memory descriptor: its OneDnnLayout's, or plain row-major for t's shape.
+dnnl::memory::desc desc_of(const Tensor& t);
+// t's memory as it is (plain or opaque), no copy.
+dnnl::memory memory_of(const Tensor& t);
+// A new float tensor of `shape` whose memory has layout desc: a plain tensor when
+// desc is plain row-major for that shape, else an opaque one.
+Tensor empty_in(const Shape& shape, const dnnl::memory::desc& desc);
+// Whether oneDNN ops may leave their outputs (and fresh gradients) in blocked
+// layouts (default on). Off, they convert them to plain before returning: slower,
+// every tensor row-major; for tests and for debugging a suspected layout bug.
+// The environment variable BRIDLE_PLAIN_LAYOUTS=1 turns it off at startup.
+bool blocked_layouts_enabled();
+void set_blocked_layouts_enabled(bool enabled);
+// t, converted to plain when blocked layouts are off: what ops return.
+Tensor finish(Tensor t);
+
+// A string that tells memory descriptors apart, for primitive-cache keys.
+std::string desc_key(const dnnl::memory::desc& desc);
 
 // The plain (row-major) descriptor of a float tensor of this shape, or with the
 // given dims (e.g. 5-D goihw for grouped weights over the same memory).

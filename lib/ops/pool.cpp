@@ -155,8 +155,11 @@ void adaptive_avg_pool2d_backward(float* dx, const float* dy, int64_t planes, in
 
 // --- oneDNN ---------------------------------------------------------------------
 //
-// One forward_training primitive and its backward per (geometry, algorithm),
-// built on first use. Tensors stay in bridle's plain NCHW layout.
+// One forward_training primitive and its backward per (geometry, algorithm, input
+// layout), built on first use. The input may be plain NCHW or blocked (a
+// convolution's output); the output takes the layout oneDNN picks for it, which
+// follows the input's. The backward must use the forward's input layout (the max
+// workspace is laid out to match), so the ops remember it.
 
 namespace {
 
@@ -170,15 +173,22 @@ struct PoolPrimitives {
   dnnl::pooling_v2_backward bwd;
 };
 
-PoolPrimitives& pool_primitives(const PoolGeometry& g, algorithm alg) {
+memory::desc layout_desc(const Shape& shape, const std::shared_ptr<const OpaqueLayout>& layout) {
+  if (!layout) return onednn::plain_desc(onednn::dims_of(shape));
+  const auto* onednn_layout = dynamic_cast<const onednn::OneDnnLayout*>(layout.get());
+  BRIDLE_CHECK(onednn_layout != nullptr, "pooling: a tensor has a layout oneDNN cannot read: {}",
+               layout->name());
+  return onednn_layout->desc();
+}
+
+PoolPrimitives& pool_primitives(const PoolGeometry& g, algorithm alg, const memory::desc& src) {
   static onednn::PrimitiveCache<PoolPrimitives> cache;
-  std::string key =
-      fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", static_cast<int>(alg), g.N, g.C,
-                  g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW);
+  std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
+                                static_cast<int>(alg), g.N, g.C, g.H, g.W, g.OH, g.OW, g.KH, g.KW,
+                                g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, onednn::desc_key(src));
   return cache.get(key, [&] {
     auto p = std::make_unique<PoolPrimitives>();
-    memory::desc src = onednn::plain_desc({g.N, g.C, g.H, g.W});
-    memory::desc dst = onednn::plain_desc({g.N, g.C, g.OH, g.OW});
+    memory::desc dst({g.N, g.C, g.OH, g.OW}, memory::data_type::f32, memory::format_tag::any);
     // oneDNN counts dilation from 0 (PyTorch's 1). The right/bottom padding is
     // whatever makes the last window end where PyTorch's floor mode ends it; it
     // is negative when floor mode drops trailing input rows.
@@ -190,7 +200,8 @@ PoolPrimitives& pool_primitives(const PoolGeometry& g, algorithm alg) {
                                        kernel, dilation, pad_l, pad_r);
     p->fwd_pd = dnnl::pooling_v2_forward::primitive_desc(fwd, onednn::engine());
     p->fwd = dnnl::pooling_v2_forward(p->fwd_pd);
-    dnnl::pooling_v2_backward::desc bwd(alg, src, dst, strides, kernel, dilation, pad_l, pad_r);
+    dnnl::pooling_v2_backward::desc bwd(alg, src, p->fwd_pd.dst_desc(), strides, kernel, dilation,
+                                        pad_l, pad_r);
     p->bwd_pd = dnnl::pooling_v2_backward::primitive_desc(bwd, onednn::engine(), p->fwd_pd);
     p->bwd = dnnl::pooling_v2_backward(p->bwd_pd);
     return p;
@@ -202,69 +213,65 @@ algorithm avg_algorithm(bool count_include_pad) {
                            : algorithm::pooling_avg_exclude_padding;
 }
 
-void pool_forward(float* y, void* workspace, const float* x, const PoolGeometry& g, algorithm alg) {
-  PoolPrimitives& p = pool_primitives(g, alg);
-  memory src(p.fwd_pd.src_desc(), onednn::engine(), const_cast<float*>(x));
-  memory dst(p.fwd_pd.dst_desc(), onednn::engine(), y);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+Tensor pool_forward(const Tensor& x, Tensor* workspace, const PoolGeometry& g, algorithm alg) {
+  PoolPrimitives& p = pool_primitives(g, alg, onednn::desc_of(x));
+  Tensor y = onednn::empty_in({g.N, g.C, g.OH, g.OW}, p.fwd_pd.dst_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn::memory_of(x)},
+                                       {DNNL_ARG_DST, onednn::memory_of(y)}};
   if (workspace)
-    args.emplace(DNNL_ARG_WORKSPACE,
-                 memory(p.fwd_pd.workspace_desc(), onednn::engine(), workspace));
+    args.emplace(DNNL_ARG_WORKSPACE, onednn::make_memory(p.fwd_pd.workspace_desc(), *workspace));
   p.fwd.execute(onednn::stream(), args);
-  onednn::stream().wait();
+  return onednn::finish(y);
 }
 
-// oneDNN's backward overwrites diff_src, so it writes a scratch buffer that is
-// then added into dx.
-void pool_backward(float* dx, const void* workspace, const float* dy, const PoolGeometry& g,
-                   algorithm alg) {
-  PoolPrimitives& p = pool_primitives(g, alg);
-  Tensor scratch = Tensor::empty({g.N, g.C, g.H, g.W});
-  memory diff_dst(p.bwd_pd.diff_dst_desc(), onednn::engine(), const_cast<float*>(dy));
-  memory diff_src(p.bwd_pd.diff_src_desc(), onednn::engine(), scratch.data<float>());
+// oneDNN's backward overwrites diff_src: the gradient comes back fresh, in the
+// forward input's layout.
+Tensor pool_backward(const Tensor* workspace, const Tensor& dy, const PoolGeometry& g,
+                     algorithm alg, const std::shared_ptr<const OpaqueLayout>& src_layout) {
+  PoolPrimitives& p = pool_primitives(g, alg, layout_desc({g.N, g.C, g.H, g.W}, src_layout));
+  Tensor diff_dst_buffer;
+  memory diff_dst =
+      onednn::to_layout(onednn::memory_of(dy), p.bwd_pd.diff_dst_desc(), diff_dst_buffer);
+  Tensor dx = onednn::empty_in({g.N, g.C, g.H, g.W}, p.bwd_pd.diff_src_desc());
   std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, diff_dst},
-                                       {DNNL_ARG_DIFF_SRC, diff_src}};
+                                       {DNNL_ARG_DIFF_SRC, onednn::memory_of(dx)}};
   if (workspace)
     args.emplace(DNNL_ARG_WORKSPACE,
-                 memory(p.bwd_pd.workspace_desc(), onednn::engine(), const_cast<void*>(workspace)));
+                 memory(p.bwd_pd.workspace_desc(), onednn::engine(), workspace->opaque_data()));
   p.bwd.execute(onednn::stream(), args);
-  onednn::stream().wait();
-  const float* s = scratch.data<float>();
-  int64_t n = scratch.numel();
-#pragma omp parallel for if (n > (1 << 16))
-  for (int64_t i = 0; i < n; ++i) dx[i] += s[i];
+  return onednn::finish(dx);
 }
 
 }  // namespace
 
-size_t max_pool2d_workspace_bytes(const PoolGeometry& g) {
-  size_t bytes = 0;
-  onednn::call("max_pool2d", [&] {
-    bytes = pool_primitives(g, algorithm::pooling_max).fwd_pd.workspace_desc().get_size();
-  });
-  return bytes;
+Tensor max_pool2d_forward_onednn(const Tensor& x, Tensor& workspace, const PoolGeometry& g) {
+  Tensor y;
+  onednn::call("max_pool2d", [&] { y = pool_forward(x, &workspace, g, algorithm::pooling_max); });
+  return y;
 }
 
-void max_pool2d_forward_onednn(float* y, void* workspace, const float* x, const PoolGeometry& g) {
-  onednn::call("max_pool2d", [&] { pool_forward(y, workspace, x, g, algorithm::pooling_max); });
-}
-
-void max_pool2d_backward_onednn(float* dx, const void* workspace, const float* dy,
-                                const PoolGeometry& g) {
+Tensor max_pool2d_backward_onednn(const Tensor& workspace, const Tensor& dy, const PoolGeometry& g,
+                                  const std::shared_ptr<const OpaqueLayout>& x_layout) {
+  Tensor dx;
   onednn::call("max_pool2d backward",
-               [&] { pool_backward(dx, workspace, dy, g, algorithm::pooling_max); });
+               [&] { dx = pool_backward(&workspace, dy, g, algorithm::pooling_max, x_layout); });
+  return dx;
 }
 
-void avg_pool2d_forward_onednn(float* y, const float* x, const PoolGeometry& g,
-                               bool count_include_pad) {
+Tensor avg_pool2d_forward_onednn(const Tensor& x, const PoolGeometry& g, bool count_include_pad) {
+  Tensor y;
   onednn::call("avg_pool2d",
-               [&] { pool_forward(y, nullptr, x, g, avg_algorithm(count_include_pad)); });
+               [&] { y = pool_forward(x, nullptr, g, avg_algorithm(count_include_pad)); });
+  return y;
 }
 
-void avg_pool2d_backward_onednn(float* dx, const float* dy, const PoolGeometry& g,
-                                bool count_include_pad) {
-  onednn::call("avg_pool2d backward",
-               [&] { pool_backward(dx, nullptr, dy, g, avg_algorithm(count_include_pad)); });
+Tensor avg_pool2d_backward_onednn(const Tensor& dy, const PoolGeometry& g, bool count_include_pad,
+                                  const std::shared_ptr<const OpaqueLayout>& x_layout) {
+  Tensor dx;
+  onednn::call("avg_pool2d backward", [&] {
+    dx = pool_backward(nullptr, dy, g, avg_algorithm(count_include_pad), x_layout);
+  });
+  return dx;
 }
 
 }  // namespace cpu
@@ -320,14 +327,15 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, Si
   PoolGeometry g = pool_geometry("max_pool2d", x, kernel, stride, padding, dilation);
   Tensor y = Tensor::empty({g.N, g.C, g.OH, g.OW});
   if (y.numel() == 0) return record(y, "max_pool2d", {x}, [](const Tensor&, const Tensor&) {});
-  // The workspace (oneDNN's record of each maximum's position) is what backward needs.
-  size_t bytes = cpu::max_pool2d_workspace_bytes(g);
-  Tensor workspace = Tensor::empty({static_cast<int64_t>((bytes + 3) / 4)});
-  cpu::max_pool2d_forward_onednn(y.data<float>(), workspace.data<float>(), x.data<float>(), g);
-  return record(y, "max_pool2d", {x}, [x, g, workspace](const Tensor& dy, const Tensor&) {
-    cpu::max_pool2d_backward_onednn(grad_buffer(x).data<float>(), workspace.data<float>(),
-                                    dy.data<float>(), g);
-  });
+  // The workspace (oneDNN's record of each maximum's position) is what backward
+  // needs, with the input's layout at this point (a later op may convert x).
+  Tensor workspace;
+  y = cpu::max_pool2d_forward_onednn(x, workspace, g);
+  return record(y, "max_pool2d", {x},
+                [x, g, workspace, x_layout = x.layout()](const Tensor& dy, const Tensor&) {
+                  accumulate_fresh_grad(
+                      x, cpu::max_pool2d_backward_onednn(workspace, dy, g, x_layout));
+                });
 }
 
 Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding,
@@ -335,11 +343,12 @@ Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding,
   PoolGeometry g = pool_geometry("avg_pool2d", x, kernel, stride, padding, {1, 1});
   Tensor y = Tensor::empty({g.N, g.C, g.OH, g.OW});
   if (y.numel() == 0) return record(y, "avg_pool2d", {x}, [](const Tensor&, const Tensor&) {});
-  cpu::avg_pool2d_forward_onednn(y.data<float>(), x.data<float>(), g, count_include_pad);
-  return record(y, "avg_pool2d", {x}, [x, g, count_include_pad](const Tensor& dy, const Tensor&) {
-    cpu::avg_pool2d_backward_onednn(grad_buffer(x).data<float>(), dy.data<float>(), g,
-                                    count_include_pad);
-  });
+  y = cpu::avg_pool2d_forward_onednn(x, g, count_include_pad);
+  return record(y, "avg_pool2d", {x},
+                [x, g, count_include_pad, x_layout = x.layout()](const Tensor& dy, const Tensor&) {
+                  accumulate_fresh_grad(
+                      x, cpu::avg_pool2d_backward_onednn(dy, g, count_include_pad, x_layout));
+                });
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
@@ -350,6 +359,11 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
   int64_t OH = output_size[0], OW = output_size[1];
   BRIDLE_CHECK(H > 0 && W > 0, "adaptive_avg_pool2d: input {} has an empty plane",
                shape_str(x.shape()));
+  if (H % OH == 0 && W % OW == 0) {
+    // Uniform windows: the same as an average pool with kernel = stride = H/OH x
+    // W/OW, which runs in x's layout (global pooling after a ResNet's last block).
+    return avg_pool2d(x, {H / OH, W / OW}, {H / OH, W / OW}, {0, 0}, true);
+  }
   Tensor y = Tensor::empty({N, C, OH, OW});
   cpu::adaptive_avg_pool2d_forward(y.data<float>(), x.data<float>(), N * C, H, W, OH, OW);
   return record(y, "adaptive_avg_pool2d", {x}, [x, OH, OW](const Tensor& dy, const Tensor&) {

@@ -73,16 +73,17 @@ void avg_pool2d_forward_naive(float* y, const float* x, const PoolGeometry& g,
 void avg_pool2d_backward_naive(float* dx, const float* dy, const PoolGeometry& g,
                                bool count_include_pad);
 
-// --- oneDNN. Max pooling records where each maximum came from in an opaque ----
-// workspace of max_pool2d_workspace_bytes(g) bytes; the backward reads it.
-size_t max_pool2d_workspace_bytes(const PoolGeometry& g);
-void max_pool2d_forward_onednn(float* y, void* workspace, const float* x, const PoolGeometry& g);
-void max_pool2d_backward_onednn(float* dx, const void* workspace, const float* dy,
-                                const PoolGeometry& g);
-void avg_pool2d_forward_onednn(float* y, const float* x, const PoolGeometry& g,
-                               bool count_include_pad);
-void avg_pool2d_backward_onednn(float* dx, const float* dy, const PoolGeometry& g,
-                                bool count_include_pad);
+// --- oneDNN. x may be plain or in a blocked layout; y comes back in the layout
+// oneDNN picks (following x's). Max pooling records where each maximum came from
+// in an opaque workspace tensor, which its backward reads. The backwards return
+// a new dx and take x's layout at forward time (null: plain), which picks the
+// matching primitive.
+Tensor max_pool2d_forward_onednn(const Tensor& x, Tensor& workspace, const PoolGeometry& g);
+Tensor max_pool2d_backward_onednn(const Tensor& workspace, const Tensor& dy, const PoolGeometry& g,
+                                  const std::shared_ptr<const OpaqueLayout>& x_layout);
+Tensor avg_pool2d_forward_onednn(const Tensor& x, const PoolGeometry& g, bool count_include_pad);
+Tensor avg_pool2d_backward_onednn(const Tensor& dy, const PoolGeometry& g, bool count_include_pad,
+                                  const std::shared_ptr<const OpaqueLayout>& x_layout);
 
 // --- Adaptive average pooling over `planes` = N C planes (one kernel: threaded
 // over planes, plain loops inside).

@@ -17,6 +17,7 @@ namespace {
 
 // A new impl over x's storage: same dtype, given offset and shape.
 Tensor make_view(const Tensor& x, int64_t offset, const Shape& shape) {
+  x.make_plain();  // a view indexes row-major elements
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = x.impl().storage;
   impl->offset = offset;

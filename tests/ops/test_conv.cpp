@@ -59,9 +59,8 @@ TEST(Conv2d, OneDnnMatchesNaiveForwardAndBackward) {
     Tensor dx0 = randn(c.x, gen), dw0 = randn(c.w, gen), db0 = randn({c.w[0]}, gen);
     Tensor dx = dx0.clone(), dw = dw0.clone(), db = db0.clone();
     Tensor dx_naive = dx0.clone(), dw_naive = dw0.clone(), db_naive = db0.clone();
-    cpu::conv2d_backward_onednn(dx.data<float>(), dw.data<float>(),
-                                c.bias ? db.data<float>() : nullptr, x.data<float>(),
-                                w.data<float>(), dy.data<float>(), g);
+    add_(dx, cpu::conv2d_backward_data_onednn(dy, w, g));
+    cpu::conv2d_backward_weights_onednn(dw, c.bias ? db : Tensor(), x, dy, g);
     cpu::conv2d_backward_naive(dx_naive.data<float>(), dw_naive.data<float>(),
                                c.bias ? db_naive.data<float>() : nullptr, x.data<float>(),
                                w.data<float>(), dy.data<float>(), g);

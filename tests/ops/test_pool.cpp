@@ -168,22 +168,18 @@ TEST(MaxPool2d, OneDnnMatchesNaive) {
       if (relu_input) x = relu(x);
       PoolGeometry g = geometry(c.x, c.k, c.s, c.p, c.d);
       Shape out{g.N, g.C, g.OH, g.OW};
-      Tensor y_naive = Tensor::empty(out), y_fast = Tensor::empty(out);
+      Tensor y_naive = Tensor::empty(out), workspace;
       Tensor index = Tensor::empty(out, kInt64);
-      Tensor workspace = Tensor::empty(
-          {static_cast<int64_t>(cpu::max_pool2d_workspace_bytes(g) / sizeof(float)) + 1});
       cpu::max_pool2d_forward_naive(y_naive.data<float>(), index.data<int64_t>(), x.data<float>(),
                                     g);
-      cpu::max_pool2d_forward_onednn(y_fast.data<float>(), workspace.data<float>(), x.data<float>(),
-                                     g);
+      Tensor y_fast = cpu::max_pool2d_forward_onednn(x, workspace, g);
       expect_close(y_fast, y_naive, 0, 0);
       // Backward accumulates: start both from the same nonzero gradient.
       Tensor dy = randn(out, gen), start = randn(c.x, gen);
       Tensor dx_naive = start.clone(), dx_fast = start.clone();
       cpu::max_pool2d_backward_naive(dx_naive.data<float>(), index.data<int64_t>(),
                                      dy.data<float>(), g);
-      cpu::max_pool2d_backward_onednn(dx_fast.data<float>(), workspace.data<float>(),
-                                      dy.data<float>(), g);
+      add_(dx_fast, cpu::max_pool2d_backward_onednn(workspace, dy, g, nullptr));
       expect_close(dx_fast, dx_naive, 1e-6f, 1e-6f);
     }
   }
@@ -198,14 +194,14 @@ TEST(AvgPool2d, OneDnnMatchesNaive) {
       Tensor x = randn(c.x, gen);
       PoolGeometry g = geometry(c.x, c.k, c.s, c.p);
       Shape out{g.N, g.C, g.OH, g.OW};
-      Tensor y_naive = Tensor::empty(out), y_fast = Tensor::empty(out);
+      Tensor y_naive = Tensor::empty(out);
       cpu::avg_pool2d_forward_naive(y_naive.data<float>(), x.data<float>(), g, include);
-      cpu::avg_pool2d_forward_onednn(y_fast.data<float>(), x.data<float>(), g, include);
+      Tensor y_fast = cpu::avg_pool2d_forward_onednn(x, g, include);
       expect_close(y_fast, y_naive, 1e-6f, 1e-5f);
       Tensor dy = randn(out, gen), start = randn(c.x, gen);
       Tensor dx_naive = start.clone(), dx_fast = start.clone();
       cpu::avg_pool2d_backward_naive(dx_naive.data<float>(), dy.data<float>(), g, include);
-      cpu::avg_pool2d_backward_onednn(dx_fast.data<float>(), dy.data<float>(), g, include);
+      add_(dx_fast, cpu::avg_pool2d_backward_onednn(dy, g, include, nullptr));
       expect_close(dx_fast, dx_naive, 1e-6f, 1e-5f);
     }
   }
