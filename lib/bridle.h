@@ -23,6 +23,7 @@
 #include "ops/activations.h"
 #include "ops/batch_norm.h"
 #include "ops/conv.h"
+#include "ops/binary_cross_entropy.h"
 #include "ops/cross_entropy.h"
 #include "ops/dropout.h"
 #include "ops/elementwise.h"

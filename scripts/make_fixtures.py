@@ -139,13 +139,19 @@ def softmax_cases():
 def cross_entropy_cases():
     cases = []
 
-    def add(name, logits, targets, reduction, ignore_index=-100):
+    def add(name, logits, targets, reduction, ignore_index=-100, weight=None, smoothing=0.0):
         out, w, (gl,) = run(
-            lambda z: F.cross_entropy(z, targets, reduction=reduction, ignore_index=ignore_index),
+            lambda z: F.cross_entropy(z, targets, weight=weight, reduction=reduction,
+                                      ignore_index=ignore_index, label_smoothing=smoothing),
             [logits])
-        cases.append({"name": f"{name}_{reduction}", "reduction": reduction,
-                      "ignore_index": ignore_index, "logits": enc(logits), "targets": enc(targets),
-                      "output": enc(out), "weights": enc(w), "grad_logits": enc(gl)})
+        case = {"name": f"{name}_{reduction}", "reduction": reduction,
+                "ignore_index": ignore_index, "logits": enc(logits), "targets": enc(targets),
+                "output": enc(out), "weights": enc(w), "grad_logits": enc(gl)}
+        if weight is not None:
+            case["class_weight"] = enc(weight)
+        if smoothing:
+            case["label_smoothing"] = smoothing
+        cases.append(case)
 
     logits = torch.randn(8, 10) * 2
     targets = torch.randint(0, 10, (8,), dtype=torch.int64)
@@ -171,6 +177,111 @@ def cross_entropy_cases():
     large_targets = torch.tensor([0, 5, 3, 3], dtype=torch.int64)
     for r in ("none", "mean"):
         add("b4_c6_large_logits", large, large_targets, r)
+
+    # PyTorch's options: class weights (kMean divides by the targets' weight sum),
+    # label smoothing (alone, with weights, with ignored rows), probability targets.
+    class_weight = torch.rand(10) * 2 + 0.1
+    for r in ("none", "mean", "sum"):
+        add("b8_c10_weight", logits, ignored, r, weight=class_weight)
+        add("b8_c10_smoothing", logits, targets, r, smoothing=0.1)
+        add("b8_c10_smoothing_ignore", logits, ignored, r, smoothing=0.25)
+        add("b8_c10_smoothing_weight_ignore", logits, ignored, r, weight=class_weight,
+            smoothing=0.3)
+    soft = torch.softmax(torch.randn(8, 10) * 2, dim=1)
+    for r in ("none", "mean", "sum"):
+        add("b8_c10_soft", logits, soft, r)
+        add("b8_c10_soft_weight_smoothing", logits, soft, r, weight=class_weight, smoothing=0.2)
+    add("b8_c10_smoothing_one", logits, targets, "mean", smoothing=1.0)
+    return cases
+
+
+def sigmoid_loss_cases():
+    """binary_cross_entropy_with_logits, torchvision's sigmoid_focal_loss and the
+    softmax focal loss (Keras' CategoricalFocalCrossentropy without its clipping)."""
+    cases = []
+    logits = torch.randn(6, 4) * 3
+    logits[0, 0], logits[1, 1] = 40.0, -40.0  # saturated: the stable forms must hold
+    targets = (torch.rand(6, 4) > 0.5).to(torch.float32)
+    targets[2] = torch.rand(4)  # soft labels are allowed
+    weight = torch.rand(6, 1) + 0.5
+    pos_weight = torch.rand(4) * 3 + 0.2
+    for r in ("none", "mean", "sum"):
+        for name, kw in (("plain", {}), ("weight", {"weight": weight}),
+                         ("pos_weight", {"pos_weight": pos_weight}),
+                         ("both", {"weight": weight, "pos_weight": pos_weight})):
+            out, w, (gx,) = run(
+                lambda x: F.binary_cross_entropy_with_logits(x, targets, reduction=r, **kw),
+                [logits])
+            case = {"name": f"bce_{name}_{r}", "op": "bce", "reduction": r,
+                    "input": enc(logits), "targets": enc(targets), "output": enc(out),
+                    "weights": enc(w), "grad_input": enc(gx)}
+            for key, value in kw.items():
+                case[key] = enc(value)
+            cases.append(case)
+
+    def sigmoid_focal(x, alpha, gamma, reduction):  # torchvision.ops.sigmoid_focal_loss
+        p = torch.sigmoid(x)
+        ce_loss = F.binary_cross_entropy_with_logits(x, targets, reduction="none")
+        p_t = p * targets + (1 - p) * (1 - targets)
+        loss = ce_loss * ((1 - p_t) ** gamma)
+        if alpha >= 0:
+            loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+        return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
+
+    for alpha, gamma, r in ((0.25, 2.0, "none"), (0.25, 2.0, "mean"), (-1.0, 1.5, "sum"),
+                            (0.6, 0.0, "mean")):
+        out, w, (gx,) = run(lambda x: sigmoid_focal(x, alpha, gamma, r), [logits])
+        cases.append({"name": f"sigmoid_focal_a{alpha}_g{gamma}_{r}", "op": "sigmoid_focal",
+                      "alpha": alpha, "gamma": gamma, "reduction": r, "input": enc(logits),
+                      "targets": enc(targets), "output": enc(out), "weights": enc(w),
+                      "grad_input": enc(gx)})
+
+    class_logits = torch.randn(7, 5) * 2
+    class_targets = torch.randint(0, 5, (7,), dtype=torch.int64)
+    soft_targets = torch.softmax(torch.randn(7, 5), dim=1)
+    class_alpha = torch.rand(5) + 0.1
+
+    def softmax_focal(z, t, alpha, gamma, reduction):
+        if t.dtype == torch.int64:
+            t = F.one_hot(t, 5).to(torch.float32)
+        log_p = F.log_softmax(z, dim=1)
+        per_row = (alpha * (1 - log_p.exp()) ** gamma * t * -log_p).sum(1)
+        return {"none": per_row, "mean": per_row.mean(), "sum": per_row.sum()}[reduction]
+
+    for t_name, t in (("class", class_targets), ("soft", soft_targets)):
+        for alpha_name, alpha in (("a0.25", 0.25), ("class_alpha", class_alpha)):
+            for gamma, r in ((2.0, "mean"), (0.5, "none"), (0.0, "sum")):
+                out, w, (gz,) = run(lambda z: softmax_focal(z, t, alpha, gamma, r),
+                                    [class_logits])
+                case = {"name": f"focal_{t_name}_{alpha_name}_g{gamma}_{r}", "op": "focal",
+                        "gamma": gamma, "reduction": r, "input": enc(class_logits),
+                        "targets": enc(t), "output": enc(out), "weights": enc(w),
+                        "grad_input": enc(gz)}
+                if alpha_name == "class_alpha":
+                    case["class_alpha"] = enc(class_alpha)
+                else:
+                    case["alpha"] = alpha
+                cases.append(case)
+    return cases
+
+
+def nll_loss_cases():
+    cases = []
+    log_probs = F.log_softmax(torch.randn(8, 10) * 2, dim=1)
+    targets = torch.randint(0, 10, (8,), dtype=torch.int64)
+    targets[[2, 6]] = -100
+    class_weight = torch.rand(10) * 2 + 0.1
+    for r in ("none", "mean", "sum"):
+        for weight in (None, class_weight):
+            out, w, (glp,) = run(
+                lambda lp: F.nll_loss(lp, targets, weight=weight, reduction=r), [log_probs])
+            case = {"name": f"b8_c10_{'weight_' if weight is not None else ''}{r}",
+                    "reduction": r, "ignore_index": -100, "input": enc(log_probs),
+                    "targets": enc(targets), "output": enc(out), "weights": enc(w),
+                    "grad_input": enc(glp)}
+            if weight is not None:
+                case["class_weight"] = enc(weight)
+            cases.append(case)
     return cases
 
 
@@ -361,6 +472,8 @@ def main():
                      "round-trip decimals; non-finite floats are the strings inf, -inf, nan"),
         "softmax": softmax_cases(),
         "cross_entropy": cross_entropy_cases(),
+        "nll_loss": nll_loss_cases(),
+        "sigmoid_losses": sigmoid_loss_cases(),
         "elementwise": elementwise_cases(),
         "matmul": matmul_cases(),
         "reduce": reduce_cases(),

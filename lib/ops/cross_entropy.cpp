@@ -1,182 +1,442 @@
 // Fused softmax cross-entropy: op, backward and CPU kernels (see cross_entropy.h).
 //
-// Derivation, for one row with p = softmax(z) and target y:
-//   loss = -log p_y = lse(z) - z_y
-//   d loss / d z_j = p_j - [j == y]
-// so dlogits = (softmax(logits) - onehot(targets)) * dloss_b, with dloss_b = g for
-// kSum, g / (rows not ignored) for kMean and g_b for kNone. The forward saves
-// lse per row, so the backward is one pass over the logits: p_j = exp(z_j - lse).
+// Derivation, for one row z with p = softmax(z), lse = logsumexp(z) and
+// d lse / d z_j = p_j:
+//   nll    = w_y (lse - z_y)             d/dz_j = w_y (p_j - [j == y])
+//   smooth = sum_c w_c (lse - z_c)       d/dz_j = p_j sum_c w_c - w_j
+//   soft   = sum_c w_c t'_c (lse - z_c)  d/dz_j = p_j sum_c w_c t'_c - w_j t'_j
+// Each is "p times a per-row constant, minus a per-class term", so with lse saved
+// by the forward the backward is one pass over the logits: p_j = exp(z_j - lse).
+// The reduction only scales each row's gradient (kMean: by 1 / the denominator).
 #include "ops/cross_entropy.h"
 
 #include <cmath>
 #include <limits>
 
 #include "autograd/node.h"
+#include "core/factory.h"
+#include "ops/elementwise.h"
 #include "ops/fast_math.h"
 #include "ops/op_utils.h"
+#include "ops/reduce.h"
+#include "ops/softmax.h"
 
 namespace bridle {
 namespace cpu {
 
+namespace {
+
+constexpr int64_t kParallelWork = 1 << 15;  // B * C below this: one thread
+
+// max and log-sum-exp of one row, one read each (the sum in float, fast_exp).
+float row_lse(const float* z, int64_t C) {
+  float max = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : max)
+  for (int64_t j = 0; j < C; ++j) max = z[j] > max ? z[j] : max;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < C; ++j) sum += fast_exp(z[j] - max);
+  return max + std::log(sum);
+}
+
+double row_lse_naive(const float* z, int64_t C) {
+  double max = z[0];
+  for (int64_t j = 1; j < C; ++j) max = std::max<double>(max, z[j]);
+  double sum = 0.0;
+  for (int64_t j = 0; j < C; ++j) sum += std::exp(z[j] - max);
+  return max + std::log(sum);
+}
+
+double weight_sum(const float* weight, int64_t C) {
+  if (!weight) return static_cast<double>(C);
+  double sum = 0.0;
+  for (int64_t c = 0; c < C; ++c) sum += weight[c];
+  return sum;
+}
+
+}  // namespace
+
 template <typename Target>
-void cross_entropy_forward(float* loss, float* lse, const float* logits, const Target* targets,
-                           int64_t B, int64_t C, int64_t ignore_index) {
-#pragma omp parallel for if (B * C > (1 << 15))
+void cross_entropy_forward(float* nll, float* smooth, float* lse, const float* logits,
+                           const Target* targets, const float* weight, int64_t B, int64_t C,
+                           int64_t ignore_index) {
+#pragma omp parallel for if (B * C > kParallelWork)
   for (int64_t b = 0; b < B; ++b) {
     const float* z = logits + b * C;
     if (targets[b] == ignore_index) {
-      loss[b] = 0.0f;
-      lse[b] = 0.0f;
+      nll[b] = lse[b] = 0.0f;
+      if (smooth) smooth[b] = 0.0f;
       continue;
     }
-    float max = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : max)
-    for (int64_t j = 0; j < C; ++j) max = z[j] > max ? z[j] : max;
-    float sum = 0.0f;
+    const float l = row_lse(z, C);
+    const int64_t y = static_cast<int64_t>(targets[b]);
+    lse[b] = l;
+    nll[b] = (weight ? weight[y] : 1.0f) * (l - z[y]);
+    if (smooth) {
+      float sum = 0.0f;  // sum_c w_c (lse - z_c)
+      if (weight) {
 #pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < C; ++j) sum += fast_exp(z[j] - max);
-    lse[b] = max + std::log(sum);
-    loss[b] = lse[b] - z[targets[b]];
+        for (int64_t j = 0; j < C; ++j) sum += weight[j] * (l - z[j]);
+      } else {
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < C; ++j) sum += l - z[j];
+      }
+      smooth[b] = sum;
+    }
   }
 }
 
 template <typename Target>
-void cross_entropy_forward_naive(float* loss, float* lse, const float* logits,
-                                 const Target* targets, int64_t B, int64_t C,
+void cross_entropy_forward_naive(float* nll, float* smooth, float* lse, const float* logits,
+                                 const Target* targets, const float* weight, int64_t B, int64_t C,
                                  int64_t ignore_index) {
   for (int64_t b = 0; b < B; ++b) {
     const float* z = logits + b * C;
     if (targets[b] == ignore_index) {
-      loss[b] = lse[b] = 0.0f;
+      nll[b] = lse[b] = 0.0f;
+      if (smooth) smooth[b] = 0.0f;
       continue;
     }
-    double max = z[0];
-    for (int64_t j = 1; j < C; ++j) max = std::max<double>(max, z[j]);
-    double sum = 0.0;
-    for (int64_t j = 0; j < C; ++j) sum += std::exp(z[j] - max);
-    lse[b] = static_cast<float>(max + std::log(sum));
-    loss[b] = static_cast<float>(max + std::log(sum) - z[targets[b]]);
+    const double l = row_lse_naive(z, C);
+    const int64_t y = static_cast<int64_t>(targets[b]);
+    lse[b] = static_cast<float>(l);
+    nll[b] = static_cast<float>((weight ? weight[y] : 1.0) * (l - z[y]));
+    if (smooth) {
+      double sum = 0.0;
+      for (int64_t j = 0; j < C; ++j) sum += (weight ? weight[j] : 1.0) * (l - z[j]);
+      smooth[b] = static_cast<float>(sum);
+    }
   }
 }
 
 template <typename Target>
 void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
-                            const Target* targets, const float* dloss, int64_t B, int64_t C,
-                            int64_t ignore_index) {
-#pragma omp parallel for if (B * C > (1 << 15))
+                            const Target* targets, const float* weight, const float* nll_scale,
+                            const float* smooth_scale, int64_t B, int64_t C, int64_t ignore_index) {
+  const auto total_weight = static_cast<float>(weight_sum(weight, C));
+#pragma omp parallel for if (B * C > kParallelWork)
   for (int64_t b = 0; b < B; ++b) {
     if (targets[b] == ignore_index) continue;
     const float* z = logits + b * C;
     float* dz = dlogits + b * C;
-    const float g = dloss[b], row_lse = lse[b];
+    const int64_t y = static_cast<int64_t>(targets[b]);
+    const float a = nll_scale[b] * (weight ? weight[y] : 1.0f);  // nll: w_y (p - onehot)
+    const float s = smooth_scale ? smooth_scale[b] : 0.0f;       // smooth: p W - w
+    const float p_coefficient = a + s * total_weight, l = lse[b];
+    if (s != 0.0f && weight) {
 #pragma omp simd
-    for (int64_t j = 0; j < C; ++j) dz[j] += fast_exp(z[j] - row_lse) * g;
-    dz[targets[b]] -= g;
+      for (int64_t j = 0; j < C; ++j) dz[j] += fast_exp(z[j] - l) * p_coefficient - s * weight[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < C; ++j) dz[j] += fast_exp(z[j] - l) * p_coefficient - s;
+    }
+    dz[y] -= a;
   }
 }
 
-template void cross_entropy_forward<int32_t>(float*, float*, const float*, const int32_t*, int64_t,
-                                             int64_t, int64_t);
-template void cross_entropy_forward<int64_t>(float*, float*, const float*, const int64_t*, int64_t,
-                                             int64_t, int64_t);
-template void cross_entropy_forward_naive<int32_t>(float*, float*, const float*, const int32_t*,
-                                                   int64_t, int64_t, int64_t);
-template void cross_entropy_forward_naive<int64_t>(float*, float*, const float*, const int64_t*,
-                                                   int64_t, int64_t, int64_t);
-template void cross_entropy_backward<int32_t>(float*, const float*, const float*, const int32_t*,
-                                              const float*, int64_t, int64_t, int64_t);
-template void cross_entropy_backward<int64_t>(float*, const float*, const float*, const int64_t*,
-                                              const float*, int64_t, int64_t, int64_t);
+void cross_entropy_soft_forward(float* loss, float* lse, float* target_mass, const float* logits,
+                                const float* targets, const float* weight, float smoothing,
+                                int64_t B, int64_t C) {
+  const float keep = 1.0f - smoothing, spread = smoothing / static_cast<float>(C);
+#pragma omp parallel for if (B * C > kParallelWork)
+  for (int64_t b = 0; b < B; ++b) {
+    const float* z = logits + b * C;
+    const float* t = targets + b * C;
+    const float l = row_lse(z, C);
+    float sum = 0.0f, mass = 0.0f;  // sum_c w_c t'_c (lse - z_c), sum_c w_c t'_c
+#pragma omp simd reduction(+ : sum, mass)
+    for (int64_t j = 0; j < C; ++j) {
+      const float wt = (weight ? weight[j] : 1.0f) * (keep * t[j] + spread);
+      sum += wt * (l - z[j]);
+      mass += wt;
+    }
+    loss[b] = sum;
+    lse[b] = l;
+    target_mass[b] = mass;
+  }
+}
+
+void cross_entropy_soft_forward_naive(float* loss, float* lse, float* target_mass,
+                                      const float* logits, const float* targets,
+                                      const float* weight, float smoothing, int64_t B, int64_t C) {
+  for (int64_t b = 0; b < B; ++b) {
+    const float* z = logits + b * C;
+    const double l = row_lse_naive(z, C);
+    double sum = 0.0, mass = 0.0;
+    for (int64_t j = 0; j < C; ++j) {
+      double smoothed = (1.0 - smoothing) * targets[b * C + j] + smoothing / static_cast<double>(C);
+      double wt = (weight ? weight[j] : 1.0) * smoothed;
+      sum += wt * (l - z[j]);
+      mass += wt;
+    }
+    loss[b] = static_cast<float>(sum);
+    lse[b] = static_cast<float>(l);
+    target_mass[b] = static_cast<float>(mass);
+  }
+}
+
+void cross_entropy_soft_backward(float* dlogits, const float* logits, const float* lse,
+                                 const float* target_mass, const float* targets,
+                                 const float* weight, float smoothing, const float* dloss,
+                                 int64_t B, int64_t C) {
+  const float keep = 1.0f - smoothing, spread = smoothing / static_cast<float>(C);
+#pragma omp parallel for if (B * C > kParallelWork)
+  for (int64_t b = 0; b < B; ++b) {
+    const float* z = logits + b * C;
+    const float* t = targets + b * C;
+    float* dz = dlogits + b * C;
+    const float g = dloss[b], p_coefficient = g * target_mass[b], l = lse[b];
+#pragma omp simd
+    for (int64_t j = 0; j < C; ++j) {
+      const float wt = (weight ? weight[j] : 1.0f) * (keep * t[j] + spread);
+      dz[j] += fast_exp(z[j] - l) * p_coefficient - g * wt;
+    }
+  }
+}
+
+#define BRIDLE_CROSS_ENTROPY_KERNELS(Target)                                                       \
+  template void cross_entropy_forward<Target>(float*, float*, float*, const float*, const Target*, \
+                                              const float*, int64_t, int64_t, int64_t);            \
+  template void cross_entropy_forward_naive<Target>(float*, float*, float*, const float*,          \
+                                                    const Target*, const float*, int64_t, int64_t, \
+                                                    int64_t);                                      \
+  template void cross_entropy_backward<Target>(float*, const float*, const float*, const Target*,  \
+                                               const float*, const float*, const float*, int64_t,  \
+                                               int64_t, int64_t);
+BRIDLE_CROSS_ENTROPY_KERNELS(int32_t)
+BRIDLE_CROSS_ENTROPY_KERNELS(int64_t)
+#undef BRIDLE_CROSS_ENTROPY_KERNELS
 
 }  // namespace cpu
 
 namespace {
 
-// Validates targets and counts the rows that are not ignored.
+// Validates class targets (and the weights) and returns kMean's denominator: the
+// sum of w_y over the rows not ignored (their count without weights).
 template <typename Target>
-int64_t check_targets(const Target* targets, int64_t B, int64_t C, int64_t ignore_index) {
-  int64_t counted = 0;
+double check_targets(const char* op, const Target* targets, int64_t B, int64_t C,
+                     int64_t ignore_index, const float* weight) {
+  double denominator = 0.0;
   for (int64_t b = 0; b < B; ++b) {
     int64_t y = static_cast<int64_t>(targets[b]);
     if (y == ignore_index) continue;
     BRIDLE_CHECK(y >= 0 && y < C,
-                 "cross_entropy: target {} at row {} is out of range for {} classes (valid: 0..{}, "
-                 "or ignore_index {})",
-                 y, b, C, C - 1, ignore_index);
-    ++counted;
+                 "{}: target {} at row {} is out of range for {} classes (valid: 0..{}, or "
+                 "ignore_index {})",
+                 op, y, b, C, C - 1, ignore_index);
+    denominator += weight ? weight[y] : 1.0;
   }
-  return counted;
+  return denominator;
+}
+
+const float* check_weight(const char* op, const Tensor& weight, int64_t C) {
+  if (!weight.defined()) return nullptr;
+  check_float(op, weight, "weight");
+  BRIDLE_CHECK(weight.shape() == Shape{C}, "{}: weight must be [{}] (one per class), got {}", op, C,
+               shape_str(weight.shape()));
+  BRIDLE_CHECK(!weight.requires_grad(),
+               "{}: class weights are constants here; detach() the weight (PyTorch has no "
+               "gradient for it either)",
+               op);
+  return weight.data<float>();
+}
+
+void check_rows_finite(const char* op, const float* loss, int64_t B, const Tensor& logits) {
+  for (int64_t b = 0; b < B; ++b)
+    BRIDLE_CHECK(!std::isnan(loss[b]),
+                 "{}: row {} of {} gives a NaN loss (the row contains NaN, or is all -inf)", op, b,
+                 shape_str(logits.shape()));
+}
+
+// The op's output: the rows themselves (kNone), or their sum times scale.
+Tensor reduce_rows(const Tensor& row_loss, Reduction reduction, float scale) {
+  if (reduction == Reduction::kNone) return row_loss;
+  const float* l = row_loss.data<float>();
+  double total = 0.0;
+  for (int64_t b = 0; b < row_loss.numel(); ++b) total += l[b];
+  return scalar(static_cast<float>(total * scale));
+}
+
+float mean_scale(Reduction reduction, double denominator) {
+  if (reduction != Reduction::kMean) return 1.0f;
+  return denominator > 0.0 ? static_cast<float>(1.0 / denominator) : 0.0f;
+}
+
+// Each row's upstream gradient: dout itself (kNone) or dout * scale.
+std::vector<float> row_gradients(const Tensor& dout, Reduction reduction, float scale, int64_t B) {
+  if (reduction == Reduction::kNone) return dout.to_vector();
+  return std::vector<float>(B, dout.item() * scale);
 }
 
 template <typename Target>
-Tensor cross_entropy_typed(const Tensor& logits, const Tensor& targets,
+Tensor cross_entropy_class(const Tensor& logits, const Tensor& targets,
                            const CrossEntropyOptions& options) {
   const int64_t B = logits.shape()[0], C = logits.shape()[1];
-  const Target* y = targets.data<Target>();
-  const int64_t counted = check_targets(y, B, C, options.ignore_index);
-  Tensor row_loss = Tensor::empty({B});
-  Tensor lse = Tensor::empty({B});
-  cpu::cross_entropy_forward(row_loss.data<float>(), lse.data<float>(), logits.data<float>(), y, B,
-                             C, options.ignore_index);
-
-  const float* l = row_loss.data<float>();
-  for (int64_t b = 0; b < B; ++b)
-    BRIDLE_CHECK(!std::isnan(l[b]),
-                 "cross_entropy: row {} of logits {} gives a NaN loss (the row contains NaN, or is "
-                 "all -inf)",
-                 b, shape_str(logits.shape()));
-
-  // Reduce; the scale is what each row's loss is multiplied by (for backward).
-  Tensor out;
-  float scale = 1.0f;
-  if (options.reduction == Reduction::kNone) {
-    out = row_loss;
-  } else {
-    double total = 0.0;
-    for (int64_t b = 0; b < B; ++b) total += l[b];
-    if (options.reduction == Reduction::kMean)
-      scale = counted > 0 ? 1.0f / static_cast<float>(counted) : 0.0f;
-    out = Tensor::empty({});
-    out.data<float>()[0] = static_cast<float>(total * scale);
+  const float* weight = check_weight("cross_entropy", options.weight, C);
+  const double denominator =
+      check_targets("cross_entropy", targets.data<Target>(), B, C, options.ignore_index, weight);
+  const float eps = options.label_smoothing;
+  Tensor nll = Tensor::empty({B}), lse = Tensor::empty({B});
+  Tensor smooth = eps > 0.0f ? Tensor::empty({B}) : Tensor();
+  cpu::cross_entropy_forward(nll.data<float>(), eps > 0.0f ? smooth.data<float>() : nullptr,
+                             lse.data<float>(), logits.data<float>(), targets.data<Target>(),
+                             weight, B, C, options.ignore_index);
+  Tensor row_loss = nll;
+  if (eps > 0.0f) {
+    row_loss = Tensor::empty({B});
+    float* l = row_loss.data<float>();
+    for (int64_t b = 0; b < B; ++b)
+      l[b] = (1.0f - eps) * nll.data<float>()[b] +
+             eps / static_cast<float>(C) * smooth.data<float>()[b];
   }
-  Reduction reduction = options.reduction;
-  int64_t ignore_index = options.ignore_index;
-  return record(out, "cross_entropy", {logits},
-                [logits, targets, lse, reduction, scale, ignore_index, B, C](const Tensor& dout,
-                                                                             const Tensor&) {
-                  // Per-row upstream gradient dloss_b.
-                  Tensor dloss = dout;
-                  if (reduction != Reduction::kNone) {
-                    dloss = Tensor::empty({B});
-                    float g = dout.data<float>()[0] * scale;
-                    float* d = dloss.data<float>();
-                    for (int64_t b = 0; b < B; ++b) d[b] = g;
+  check_rows_finite("cross_entropy", row_loss.data<float>(), B, logits);
+  const float scale = mean_scale(options.reduction, denominator);
+  return record(reduce_rows(row_loss, options.reduction, scale), "cross_entropy", {logits},
+                [logits, targets, lse, options, scale, B, C](const Tensor& dout, const Tensor&) {
+                  const float eps = options.label_smoothing;
+                  std::vector<float> nll_scale = row_gradients(dout, options.reduction, scale, B);
+                  std::vector<float> smooth_scale;
+                  for (float& g : nll_scale) {
+                    if (eps > 0.0f) smooth_scale.push_back(g * eps / static_cast<float>(C));
+                    g *= 1.0f - eps;
                   }
+                  const Tensor& w = options.weight;
                   cpu::cross_entropy_backward(
                       grad_buffer(logits).data<float>(), logits.data<float>(), lse.data<float>(),
-                      targets.data<Target>(), dloss.data<float>(), B, C, ignore_index);
+                      targets.data<Target>(), w.defined() ? w.data<float>() : nullptr,
+                      nll_scale.data(), eps > 0.0f ? smooth_scale.data() : nullptr, B, C,
+                      options.ignore_index);
                 });
+}
+
+Tensor cross_entropy_soft(const Tensor& logits, const Tensor& targets,
+                          const CrossEntropyOptions& options) {
+  const int64_t B = logits.shape()[0], C = logits.shape()[1];
+  BRIDLE_CHECK(targets.shape() == logits.shape(),
+               "cross_entropy: float32 targets are probabilities and must have the logits' shape "
+               "{}, got {} (class indices must be int32 or int64)",
+               shape_str(logits.shape()), shape_str(targets.shape()));
+  BRIDLE_CHECK(options.ignore_index < 0,
+               "cross_entropy: ignore_index ({}) is not supported with probability targets",
+               options.ignore_index);
+  BRIDLE_CHECK(!targets.requires_grad(),
+               "cross_entropy: probability targets are constants here; detach() them");
+  const float* weight = check_weight("cross_entropy", options.weight, C);
+  Tensor row_loss = Tensor::empty({B}), lse = Tensor::empty({B}), mass = Tensor::empty({B});
+  cpu::cross_entropy_soft_forward(row_loss.data<float>(), lse.data<float>(), mass.data<float>(),
+                                  logits.data<float>(), targets.data<float>(), weight,
+                                  options.label_smoothing, B, C);
+  check_rows_finite("cross_entropy", row_loss.data<float>(), B, logits);
+  const float scale = mean_scale(options.reduction, static_cast<double>(B));
+  return record(
+      reduce_rows(row_loss, options.reduction, scale), "cross_entropy", {logits},
+      [logits, targets, lse, mass, options, scale, B, C](const Tensor& dout, const Tensor&) {
+        std::vector<float> dloss = row_gradients(dout, options.reduction, scale, B);
+        const Tensor& w = options.weight;
+        cpu::cross_entropy_soft_backward(
+            grad_buffer(logits).data<float>(), logits.data<float>(), lse.data<float>(),
+            mass.data<float>(), targets.data<float>(), w.defined() ? w.data<float>() : nullptr,
+            options.label_smoothing, dloss.data(), B, C);
+      });
+}
+
+template <typename Target>
+Tensor nll_loss_typed(const Tensor& log_probs, const Tensor& targets,
+                      const NllLossOptions& options) {
+  const int64_t B = log_probs.shape()[0], C = log_probs.shape()[1];
+  const float* weight = check_weight("nll_loss", options.weight, C);
+  const Target* y = targets.data<Target>();
+  const double denominator = check_targets("nll_loss", y, B, C, options.ignore_index, weight);
+  Tensor row_loss = Tensor::empty({B});
+  const float* lp = log_probs.data<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    const auto yb = static_cast<int64_t>(y[b]);
+    row_loss.data<float>()[b] =
+        yb == options.ignore_index ? 0.0f : -(weight ? weight[yb] : 1.0f) * lp[b * C + yb];
+  }
+  const float scale = mean_scale(options.reduction, denominator);
+  return record(reduce_rows(row_loss, options.reduction, scale), "nll_loss", {log_probs},
+                [log_probs, targets, options, scale, B, C](const Tensor& dout, const Tensor&) {
+                  // d loss_b / d log_probs_bj = -w_y [j == y]
+                  std::vector<float> g = row_gradients(dout, options.reduction, scale, B);
+                  float* d = grad_buffer(log_probs).data<float>();
+                  const Target* y = targets.data<Target>();
+                  const Tensor& w = options.weight;
+                  for (int64_t b = 0; b < B; ++b) {
+                    const auto yb = static_cast<int64_t>(y[b]);
+                    if (yb == options.ignore_index) continue;
+                    d[b * C + yb] -= (w.defined() ? w.data<float>()[yb] : 1.0f) * g[b];
+                  }
+                });
+}
+
+// Shared checks of the [B, C] input and, for class targets, the [B] targets.
+void check_inputs(const char* op, const Tensor& input, const Tensor& targets, bool allow_soft) {
+  check_float(op, input, "input");
+  check_device(op, {input, targets});
+  BRIDLE_CHECK(input.dim() == 2, "{}: input must be [B, C], got {}", op, shape_str(input.shape()));
+  BRIDLE_CHECK(input.shape()[1] > 0, "{}: input {} has no classes", op, shape_str(input.shape()));
+  BRIDLE_CHECK(targets.defined(), "{}: no targets given", op);
+  if (allow_soft && targets.is_float()) return;
+  BRIDLE_CHECK(is_integer(targets.dtype()),
+               "{}: targets must be int32 or int64 class indices{}, got {}", op,
+               allow_soft ? " or float32 probabilities" : "", dtype_name(targets.dtype()));
+  BRIDLE_CHECK(targets.dim() == 1 && targets.shape()[0] == input.shape()[0],
+               "{}: class targets must be [{}] for input {}, got {}", op, input.shape()[0],
+               shape_str(input.shape()), shape_str(targets.shape()));
 }
 
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
                      const CrossEntropyOptions& options) {
-  check_float("cross_entropy", logits, "logits");
-  check_device("cross_entropy", {logits, targets});
-  BRIDLE_CHECK(logits.dim() == 2, "cross_entropy: logits must be [B, C], got {}",
-               shape_str(logits.shape()));
-  BRIDLE_CHECK(targets.defined() && is_integer(targets.dtype()),
-               "cross_entropy: targets must be int32 or int64 class indices{}",
-               targets.defined() ? fmt::format(", got {}", dtype_name(targets.dtype())) : "");
-  BRIDLE_CHECK(targets.dim() == 1 && targets.shape()[0] == logits.shape()[0],
-               "cross_entropy: targets must be [{}] for logits {}, got {}", logits.shape()[0],
-               shape_str(logits.shape()), shape_str(targets.shape()));
-  BRIDLE_CHECK(logits.shape()[1] > 0, "cross_entropy: logits {} have no classes",
-               shape_str(logits.shape()));
+  check_inputs("cross_entropy", logits, targets, /*allow_soft=*/true);
+  BRIDLE_CHECK(options.label_smoothing >= 0.0f && options.label_smoothing <= 1.0f,
+               "cross_entropy: label_smoothing must be in [0, 1], got {}", options.label_smoothing);
+  check_device("cross_entropy", {logits, options.weight});
+  if (targets.is_float()) return cross_entropy_soft(logits, targets, options);
   if (targets.dtype() == DType::kInt32)
-    return cross_entropy_typed<int32_t>(logits, targets, options);
-  return cross_entropy_typed<int64_t>(logits, targets, options);
+    return cross_entropy_class<int32_t>(logits, targets, options);
+  return cross_entropy_class<int64_t>(logits, targets, options);
+}
+
+Tensor focal_loss(const Tensor& logits, const Tensor& targets, const FocalLossOptions& options) {
+  check_inputs("focal_loss", logits, targets, /*allow_soft=*/true);
+  BRIDLE_CHECK(options.gamma >= 0.0f && std::isfinite(options.gamma),
+               "focal_loss: gamma must be >= 0, got {}", options.gamma);
+  const int64_t B = logits.shape()[0], C = logits.shape()[1];
+  Tensor t = targets;  // the target distribution, a constant
+  if (targets.is_float()) {
+    BRIDLE_CHECK(targets.shape() == logits.shape(),
+                 "focal_loss: probability targets must have the logits' shape {}, got {}",
+                 shape_str(logits.shape()), shape_str(targets.shape()));
+  } else {
+    Tensor y = targets.to(DType::kInt64);
+    check_targets("focal_loss", y.data<int64_t>(), B, C, /*ignore_index=*/-1, nullptr);
+    t = zeros({B, C});
+    for (int64_t b = 0; b < B; ++b) t.data<float>()[b * C + y.data<int64_t>()[b]] = 1.0f;
+  }
+  Tensor log_p = log_softmax(logits, 1);
+  Tensor term = t * neg(log_p);
+  // gamma = 0 skips the factor: its pow would differentiate 0^-1 where p = 1.
+  if (options.gamma > 0.0f) term = term * pow(1.0f - exp(log_p), options.gamma);
+  if (options.class_alpha.defined()) {
+    check_weight("focal_loss", options.class_alpha, C);  // [C], a constant
+    term = term * options.class_alpha;
+  } else {
+    term = term * options.alpha;
+  }
+  Tensor per_row = sum(term, 1);
+  if (options.reduction == Reduction::kMean) return mean(per_row);
+  if (options.reduction == Reduction::kSum) return sum(per_row);
+  return per_row;
+}
+
+Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, const NllLossOptions& options) {
+  check_inputs("nll_loss", log_probs, targets, /*allow_soft=*/false);
+  check_device("nll_loss", {log_probs, options.weight});
+  if (targets.dtype() == DType::kInt32) return nll_loss_typed<int32_t>(log_probs, targets, options);
+  return nll_loss_typed<int64_t>(log_probs, targets, options);
 }
 
 }  // namespace bridle

@@ -109,23 +109,103 @@ TEST(CrossEntropy, BadTargetsAndShapesAreErrors) {
       {"row 1", "NaN"});
 }
 
-TEST(CrossEntropy, FastKernelMatchesNaive) {
+TEST(CrossEntropy, FastKernelsMatchNaive) {
   Generator gen(3);
   for (int64_t C : {2, 10, 37, 1000}) {
     const int64_t B = 19;
     Tensor logits = randn({B, C}, gen) * 8.0f;
+    Tensor class_weight = uniform({C}, 0.1f, 2.0f, gen);
     std::vector<int64_t> y(B);
     for (int64_t b = 0; b < B; ++b) y[b] = (b * 7) % C;
     y[4] = -100;
-    Tensor loss_fast = Tensor::empty({B}), lse_fast = Tensor::empty({B});
-    Tensor loss_naive = Tensor::empty({B}), lse_naive = Tensor::empty({B});
-    cpu::cross_entropy_forward(loss_fast.data<float>(), lse_fast.data<float>(),
-                               logits.data<float>(), y.data(), B, C, int64_t{-100});
-    cpu::cross_entropy_forward_naive(loss_naive.data<float>(), lse_naive.data<float>(),
-                                     logits.data<float>(), y.data(), B, C, int64_t{-100});
-    expect_close(loss_fast, loss_naive, 1e-5f, 1e-5f);
-    expect_close(lse_fast, lse_naive, 1e-5f, 1e-6f);
+    for (bool weighted : {false, true}) {
+      SCOPED_TRACE(fmt::format("C={} weighted={}", C, weighted));
+      const float* w = weighted ? class_weight.data<float>() : nullptr;
+      Tensor fast[3] = {Tensor::empty({B}), Tensor::empty({B}), Tensor::empty({B})};
+      Tensor naive[3] = {Tensor::empty({B}), Tensor::empty({B}), Tensor::empty({B})};
+      cpu::cross_entropy_forward(fast[0].data<float>(), fast[1].data<float>(),
+                                 fast[2].data<float>(), logits.data<float>(), y.data(), w, B, C,
+                                 int64_t{-100});
+      cpu::cross_entropy_forward_naive(naive[0].data<float>(), naive[1].data<float>(),
+                                       naive[2].data<float>(), logits.data<float>(), y.data(), w, B,
+                                       C, int64_t{-100});
+      expect_close(fast[0], naive[0], 1e-4f, 1e-5f);  // nll
+      expect_close(fast[1], naive[1], 1e-2f, 1e-5f);  // smooth: a sum of C terms
+      expect_close(fast[2], naive[2], 1e-5f, 1e-6f);  // lse
+
+      Tensor targets = softmax(randn({B, C}, gen), 1);
+      cpu::cross_entropy_soft_forward(fast[0].data<float>(), fast[1].data<float>(),
+                                      fast[2].data<float>(), logits.data<float>(),
+                                      targets.data<float>(), w, 0.1f, B, C);
+      cpu::cross_entropy_soft_forward_naive(naive[0].data<float>(), naive[1].data<float>(),
+                                            naive[2].data<float>(), logits.data<float>(),
+                                            targets.data<float>(), w, 0.1f, B, C);
+      expect_close(fast[0], naive[0], 1e-4f, 1e-4f);  // loss
+      expect_close(fast[1], naive[1], 1e-5f, 1e-6f);  // lse
+      expect_close(fast[2], naive[2], 1e-5f, 1e-5f);  // target mass
+    }
   }
+}
+
+TEST(CrossEntropy, OptionsMatchTheirDefinitions) {
+  Generator gen(6);
+  Tensor logits = randn({6, 5}, gen) * 2.0f;
+  Tensor w = uniform({5}, 0.2f, 2.0f, gen);
+  std::vector<int64_t> y = {0, 4, -100, 2, 2, 1};
+  Tensor targets = from_vector(y);
+  Tensor logp = log_softmax(logits, 1);
+  // Weighted mean: sum_b w_y nll_b / sum_b w_y over rows not ignored.
+  double num = 0.0, den = 0.0, smooth = 0.0;
+  for (int64_t b = 0; b < 6; ++b) {
+    if (y[b] < 0) continue;
+    num -= w.at({y[b]}) * logp.at({b, y[b]});
+    den += w.at({y[b]});
+    for (int64_t c = 0; c < 5; ++c) smooth -= w.at({c}) * logp.at({b, c});
+  }
+  EXPECT_NEAR(cross_entropy(logits, targets, {.weight = w}).item(), num / den, 1e-5);
+  // Label smoothing: (1 - eps) nll + eps / C smooth, both over the same weight sum.
+  const float eps = 0.2f;
+  EXPECT_NEAR(cross_entropy(logits, targets, {.weight = w, .label_smoothing = eps}).item(),
+              ((1 - eps) * num + eps / 5 * smooth) / den, 1e-5);
+  // cross_entropy = nll_loss(log_softmax) with the same options.
+  EXPECT_NEAR(nll_loss(logp, targets, {.weight = w}).item(), num / den, 1e-5);
+  // One-hot probability targets are class targets (mean over all B rows).
+  Tensor one_hot_targets = one_hot({0, 4, 3, 2, 2, 1}, 5);
+  Tensor as_classes = from_vector(std::vector<int64_t>{0, 4, 3, 2, 2, 1});
+  EXPECT_NEAR(cross_entropy(logits, one_hot_targets).item(),
+              cross_entropy(logits, as_classes).item(), 1e-5);
+  // Smoothing 0 changes nothing; an all-ignored weighted mean is 0.
+  EXPECT_EQ(cross_entropy(logits, targets, {.label_smoothing = 0.0f}).item(),
+            cross_entropy(logits, targets).item());
+  Tensor all_ignored = from_vector(std::vector<int64_t>(6, -100));
+  EXPECT_EQ(cross_entropy(logits, all_ignored, {.weight = w, .label_smoothing = 0.1f}).item(),
+            0.0f);
+}
+
+TEST(CrossEntropy, BadOptionsAreErrors) {
+  Tensor logits = zeros({2, 3});
+  Tensor y = from_vector(std::vector<int64_t>{0, 2});
+  expect_error([&] { cross_entropy(logits, y, {.label_smoothing = 1.5f}); },
+               {"label_smoothing", "[0, 1]", "1.5"});
+  expect_error([&] { cross_entropy(logits, y, {.weight = ones({4})}); }, {"weight", "[3]", "[4]"});
+  expect_error([&] { cross_entropy(logits, y, {.weight = ones({3}).set_requires_grad()}); },
+               {"weight", "constants"});
+  expect_error(
+      [&] {
+        cross_entropy(logits, zeros({2, 4}));
+      },
+      {"probabilities", "[2, 3]", "[2, 4]"});
+  expect_error(
+      [&] {
+        cross_entropy(logits, zeros({2, 3}), {.ignore_index = 1});
+      },
+      {"ignore_index", "probability"});
+  expect_error([&] { nll_loss(logits, zeros({2})); }, {"nll_loss", "int", "float32"});
+  expect_error(
+      [&] {
+        nll_loss(logits, from_vector(std::vector<int64_t>{0, 3}));
+      },
+      {"nll_loss", "target 3", "row 1"});
 }
 
 TEST(CrossEntropyGrad, EveryReductionMatchesFiniteDifferences) {
@@ -134,6 +214,36 @@ TEST(CrossEntropyGrad, EveryReductionMatchesFiniteDifferences) {
   Tensor targets = from_vector(std::vector<int64_t>{0, 6, 3, -100, 3});
   for (Reduction r : {Reduction::kNone, Reduction::kMean, Reduction::kSum})
     expect_gradcheck([&](auto& in) { return cross_entropy(in[0], targets, {r}); }, {logits});
+}
+
+TEST(CrossEntropyGrad, OptionsMatchFiniteDifferences) {
+  Generator gen(7);
+  Tensor logits = randn({5, 7}, gen, grad_opts());
+  Tensor targets = from_vector(std::vector<int64_t>{0, 6, 3, -100, 3});
+  Tensor w = uniform({7}, 0.2f, 2.0f, gen);
+  Tensor soft = softmax(randn({5, 7}, gen), 1);
+  for (Reduction r : {Reduction::kNone, Reduction::kMean, Reduction::kSum}) {
+    SCOPED_TRACE(static_cast<int>(r));
+    expect_gradcheck(
+        [&](auto& in) {
+          return cross_entropy(in[0], targets,
+                               {.reduction = r, .weight = w, .label_smoothing = 0.3f});
+        },
+        {logits});
+    expect_gradcheck(
+        [&](auto& in) { return cross_entropy(in[0], targets, {.reduction = r, .weight = w}); },
+        {logits});
+    expect_gradcheck(
+        [&](auto& in) {
+          return cross_entropy(in[0], soft, {.reduction = r, .weight = w, .label_smoothing = 0.1f});
+        },
+        {logits});
+    expect_gradcheck(
+        [&](auto& in) {
+          return nll_loss(log_softmax(in[0], 1), targets, {.reduction = r, .weight = w});
+        },
+        {logits});
+  }
 }
 
 TEST(CrossEntropyGrad, FusedBackwardEqualsSoftmaxMinusOneHot) {

@@ -183,16 +183,73 @@ TEST(TorchParity, CrossEntropy) {
   int checked = for_each_case(fixture().at("cross_entropy"), [&](const json& c) {
     const std::string name = c.at("name");
     Tensor logits = float_tensor(c.at("logits"), true);
-    Tensor targets = int_tensor(c.at("targets"));
+    const json& t = c.at("targets");
+    Tensor targets = t.contains("dtype") ? int_tensor(t) : float_tensor(t);
     bridle::CrossEntropyOptions options;
     options.reduction = reductions.at(c.at("reduction"));
     options.ignore_index = c.at("ignore_index");
+    if (c.contains("class_weight")) options.weight = float_tensor(c.at("class_weight"));
+    options.label_smoothing = c.value("label_smoothing", 0.0f);
     Tensor loss = bridle::cross_entropy(logits, targets, options);
     expect_close(loss, c.at("output"), name + " loss");
     backward_weighted(loss, c);
     expect_close(logits.grad(), c.at("grad_logits"), name + " grad_logits");
   });
-  EXPECT_GT(checked, 10);
+  EXPECT_EQ(checked, 32);
+}
+
+TEST(TorchParity, NllLoss) {
+  const std::map<std::string, bridle::Reduction> reductions = {{"none", bridle::Reduction::kNone},
+                                                               {"mean", bridle::Reduction::kMean},
+                                                               {"sum", bridle::Reduction::kSum}};
+  int checked = for_each_case(fixture().at("nll_loss"), [&](const json& c) {
+    const std::string name = c.at("name");
+    Tensor log_probs = float_tensor(c.at("input"), true);
+    bridle::NllLossOptions options;
+    options.reduction = reductions.at(c.at("reduction"));
+    options.ignore_index = c.at("ignore_index");
+    if (c.contains("class_weight")) options.weight = float_tensor(c.at("class_weight"));
+    Tensor loss = bridle::nll_loss(log_probs, int_tensor(c.at("targets")), options);
+    expect_close(loss, c.at("output"), name + " loss");
+    backward_weighted(loss, c);
+    expect_close(log_probs.grad(), c.at("grad_input"), name + " grad_input");
+  });
+  EXPECT_EQ(checked, 6);
+}
+
+TEST(TorchParity, SigmoidAndFocalLosses) {
+  const std::map<std::string, bridle::Reduction> reductions = {{"none", bridle::Reduction::kNone},
+                                                               {"mean", bridle::Reduction::kMean},
+                                                               {"sum", bridle::Reduction::kSum}};
+  int checked = for_each_case(fixture().at("sigmoid_losses"), [&](const json& c) {
+    const std::string name = c.at("name"), op = c.at("op");
+    const bridle::Reduction reduction = reductions.at(c.at("reduction"));
+    Tensor x = float_tensor(c.at("input"), true);
+    const json& t = c.at("targets");
+    Tensor targets = t.contains("dtype") ? int_tensor(t) : float_tensor(t);
+    auto optional = [&](const char* key) {
+      return c.contains(key) ? float_tensor(c.at(key)) : Tensor();
+    };
+    Tensor loss;
+    if (op == "bce")
+      loss = bridle::binary_cross_entropy_with_logits(x, targets,
+                                                      {.reduction = reduction,
+                                                       .weight = optional("weight"),
+                                                       .pos_weight = optional("pos_weight")});
+    else if (op == "sigmoid_focal")
+      loss = bridle::sigmoid_focal_loss(
+          x, targets, {.alpha = c.at("alpha"), .gamma = c.at("gamma"), .reduction = reduction});
+    else
+      loss = bridle::focal_loss(x, targets,
+                                {.alpha = c.value("alpha", 0.25f),
+                                 .class_alpha = optional("class_alpha"),
+                                 .gamma = c.at("gamma"),
+                                 .reduction = reduction});
+    expect_close(loss, c.at("output"), name + " loss");
+    backward_weighted(loss, c);
+    expect_close(x.grad(), c.at("grad_input"), name + " grad_input");
+  });
+  EXPECT_EQ(checked, 12 + 4 + 12);
 }
 
 // --- elementwise -----------------------------------------------------------------
