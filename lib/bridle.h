@@ -32,4 +32,6 @@
 #include "ops/reduce.h"
 #include "ops/shape.h"
 #include "ops/softmax.h"
+#include "ops/selection.h"
+#include "ops/sparsemax.h"
 #include "optim/sgd.h"

@@ -265,6 +265,88 @@ def sigmoid_loss_cases():
     return cases
 
 
+# --- sparsemax / entmax -------------------------------------------------------------
+# The `entmax` package (Peters et al.) is not in Debian; these are its algorithms,
+# transcribed in float64 (entmax/activations.py, entmax/root_finding.py,
+# entmax/losses.py), as the reference bridle's float32 kernels are checked against.
+
+
+def ref_sparsemax(z):
+    srt, _ = torch.sort(z, dim=-1, descending=True)
+    cumsum = srt.cumsum(-1) - 1
+    rho = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+    support = (rho * srt > cumsum).sum(-1, keepdim=True)
+    tau = cumsum.gather(-1, support - 1) / support.to(z.dtype)
+    return torch.clamp(z - tau, min=0)
+
+
+def ref_entmax15(z):
+    x = (z - z.max(-1, keepdim=True).values) / 2
+    srt, _ = torch.sort(x, dim=-1, descending=True)
+    rho = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+    mean = srt.cumsum(-1) / rho
+    mean_sq = (srt ** 2).cumsum(-1) / rho
+    ss = rho * (mean_sq - mean ** 2)
+    delta = torch.clamp((1 - ss) / rho, min=0)
+    tau = mean - torch.sqrt(delta)
+    support = (tau <= srt).sum(-1, keepdim=True)
+    tau_star = tau.gather(-1, support - 1)
+    return torch.clamp(x - tau_star, min=0) ** 2
+
+
+def ref_entmax_bisect(z, alpha, n_iter=50):
+    x = z * (alpha - 1)
+    max_val = x.max(-1, keepdim=True).values
+    d = z.shape[-1]
+    p = lambda v: torch.clamp(v, min=0) ** (1 / (alpha - 1))
+    tau_lo = max_val - 1
+    tau_hi = max_val - (1 / d) ** (alpha - 1)
+    f_lo = p(x - tau_lo).sum(-1, keepdim=True) - 1
+    dm = tau_hi - tau_lo
+    for _ in range(n_iter):
+        dm = dm / 2
+        tau_m = tau_lo + dm
+        p_m = p(x - tau_m)
+        f_m = p_m.sum(-1, keepdim=True) - 1
+        tau_lo = torch.where(f_m * f_lo >= 0, tau_m, tau_lo)
+    return p_m / p_m.sum(-1, keepdim=True)
+
+
+def entmax_backward(p, dp, alpha):
+    g = torch.where(p > 0, p ** (2 - alpha), torch.zeros_like(p))
+    q = (g * dp).sum(-1, keepdim=True) / g.sum(-1, keepdim=True)
+    return g * (dp - q)
+
+
+def entmax_cases():
+    cases = []
+    z = torch.randn(6, 9, dtype=torch.float64) * 2
+    z[0] = torch.tensor([3.0, 1.0, 1.0, 0.5, -1.0, -2.0, 0.0, 2.9, 3.0], dtype=torch.float64)
+    z = z.to(torch.float32).to(torch.float64)  # exactly representable in float32
+    targets = torch.tensor([0, 8, 3, 3, -100, 5], dtype=torch.int64)
+    for name, alpha, fn in (("sparsemax", 2.0, ref_sparsemax), ("entmax15", 1.5, ref_entmax15),
+                            ("entmax_bisect_1.25", 1.25, lambda v: ref_entmax_bisect(v, 1.25)),
+                            ("entmax_bisect_2.5", 2.5, lambda v: ref_entmax_bisect(v, 2.5))):
+        out = fn(z)
+        w = weights_like(out.to(torch.float32)).to(torch.float64)
+        grad = entmax_backward(out, w, alpha)
+        cases.append({"name": name, "op": name.split("_1")[0].split("_2")[0], "alpha": alpha,
+                      "input": enc(z.to(torch.float32)), "output": enc(out.to(torch.float32)),
+                      "weights": enc(w.to(torch.float32)), "grad_input": enc(grad.to(torch.float32))})
+        # The Fenchel-Young loss (mean over rows not ignored) and its gradient p - e_y.
+        mask = targets != -100
+        safe = torch.where(mask, targets, torch.zeros_like(targets))
+        omega = (1 - (out ** alpha).sum(-1)) / (alpha * (alpha - 1))
+        rows = (omega + (out * z).sum(-1) - z.gather(-1, safe[:, None])[:, 0]) * mask
+        loss = rows.sum() / mask.sum()
+        grad = (out - F.one_hot(safe, 9).to(torch.float64)) * mask[:, None] / mask.sum()
+        cases.append({"name": name + "_loss", "op": name.split("_1")[0].split("_2")[0] + "_loss",
+                      "alpha": alpha, "input": enc(z.to(torch.float32)), "targets": enc(targets),
+                      "output": enc(loss.to(torch.float32)), "weights": enc(torch.ones(())),
+                      "grad_input": enc(grad.to(torch.float32))})
+    return cases
+
+
 def nll_loss_cases():
     cases = []
     log_probs = F.log_softmax(torch.randn(8, 10) * 2, dim=1)
@@ -474,6 +556,7 @@ def main():
         "cross_entropy": cross_entropy_cases(),
         "nll_loss": nll_loss_cases(),
         "sigmoid_losses": sigmoid_loss_cases(),
+        "entmax": entmax_cases(),
         "elementwise": elementwise_cases(),
         "matmul": matmul_cases(),
         "reduce": reduce_cases(),

@@ -9,8 +9,10 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "autograd/node.h"
+#include "ops/elementwise.h"
 #include "ops/fast_math.h"
 #include "ops/op_utils.h"
 
@@ -162,8 +164,30 @@ void logsumexp_backward(float* dinp, const float* inp, const float* out, const f
 
 namespace {
 
-Tensor softmax_op(const Tensor& x, int64_t dim, float temperature, bool log) {
-  const char* name = log ? "log_softmax" : "softmax";
+// Rows (o, i) of the [outer, size, inner] layout whose every element is -inf.
+std::vector<int64_t> all_minus_inf_rows(const float* x, const DimSplit& s) {
+  std::vector<int64_t> rows;
+  const float minus_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t o = 0; o < s.outer; ++o)
+    for (int64_t i = 0; i < s.inner; ++i) {
+      bool all = s.size > 0;
+      for (int64_t j = 0; j < s.size && all; ++j)
+        all = x[(o * s.size + j) * s.inner + i] == minus_inf;
+      if (all) rows.push_back(o * s.inner + i);
+    }
+  return rows;
+}
+
+// Sets row r = o * inner + i of the [outer, size, inner] layout to value.
+void fill_row(float* x, const DimSplit& s, int64_t r, float value) {
+  const int64_t o = r / s.inner, i = r % s.inner;
+  for (int64_t j = 0; j < s.size; ++j) x[(o * s.size + j) * s.inner + i] = value;
+}
+
+// safe: rows that are all -inf give 0 (their backward is then 0 by itself:
+// dx = y (g - sum g y) with y = 0).
+Tensor softmax_op(const Tensor& x, int64_t dim, float temperature, bool log, bool safe = false) {
+  const char* name = safe ? "safe_softmax" : log ? "log_softmax" : "softmax";
   check_float(name, x);
   check_device(name, {x});
   BRIDLE_CHECK(temperature > 0.0f && std::isfinite(temperature),
@@ -173,10 +197,20 @@ Tensor softmax_op(const Tensor& x, int64_t dim, float temperature, bool log) {
   DimSplit s = split_at(x.dim() == 0 ? Shape{1} : x.shape(), dim);
   float inv_temp = 1.0f / temperature;
   Tensor out = Tensor::empty(x.shape());
-  int64_t bad = s.inner == 1 ? cpu::softmax_forward(out.data<float>(), x.data<float>(), s.outer,
+  Tensor input = x;
+  std::vector<int64_t> masked_rows;
+  if (safe) {
+    masked_rows = all_minus_inf_rows(x.data<float>(), s);
+    if (!masked_rows.empty()) {
+      input = x.clone();  // finite stand-ins for the masked rows, zeroed below
+      for (int64_t r : masked_rows) fill_row(input.data<float>(), s, r, 0.0f);
+    }
+  }
+  int64_t bad = s.inner == 1 ? cpu::softmax_forward(out.data<float>(), input.data<float>(), s.outer,
                                                     s.size, inv_temp, log)
-                             : cpu::softmax_forward_naive(out.data<float>(), x.data<float>(),
+                             : cpu::softmax_forward_naive(out.data<float>(), input.data<float>(),
                                                           s.outer, s.size, s.inner, inv_temp, log);
+  for (int64_t r : masked_rows) fill_row(out.data<float>(), s, r, 0.0f);
   BRIDLE_CHECK(bad < 0,
                "{}: row {} (along dim {} of input {}) has no finite maximum: it is all -inf or "
                "contains +inf or NaN, so its {} is undefined",
@@ -200,6 +234,28 @@ Tensor softmax(const Tensor& x, int64_t dim, float temperature) {
 
 Tensor log_softmax(const Tensor& x, int64_t dim, float temperature) {
   return softmax_op(x, dim, temperature, true);
+}
+
+Tensor safe_softmax(const Tensor& x, int64_t dim) { return softmax_op(x, dim, 1.0f, false, true); }
+
+Tensor masked_softmax(const Tensor& x, const Tensor& mask, int64_t dim) {
+  check_float("masked_softmax", x);
+  BRIDLE_CHECK(mask.defined(), "masked_softmax: no mask given");
+  check_device("masked_softmax", {x, mask});
+  BRIDLE_CHECK(!mask.requires_grad(), "masked_softmax: the mask is a constant; detach() it");
+  Tensor additive = mask;
+  if (!mask.is_float()) {  // keep where nonzero: 0 there, -inf elsewhere
+    Tensor as_float = mask.to(DType::kFloat32);
+    additive = Tensor::empty(mask.shape());
+    const float* m = as_float.data<float>();
+    float* a = additive.data<float>();
+    for (int64_t k = 0; k < mask.numel(); ++k)
+      a[k] = m[k] != 0.0f ? 0.0f : -std::numeric_limits<float>::infinity();
+  }
+  BRIDLE_CHECK(broadcast_shapes("masked_softmax", x.shape(), additive.shape()) == x.shape(),
+               "masked_softmax: mask {} must broadcast to the input {}", shape_str(mask.shape()),
+               shape_str(x.shape()));
+  return safe_softmax(x + additive, dim);
 }
 
 Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {

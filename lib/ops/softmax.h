@@ -21,6 +21,15 @@ Tensor softmax(const Tensor& x, int64_t dim = -1, float temperature = 1.0f);
 Tensor log_softmax(const Tensor& x, int64_t dim = -1, float temperature = 1.0f);
 Tensor logsumexp(const Tensor& x, int64_t dim = -1, bool keepdim = false);
 
+// softmax where a row that is entirely -inf (everything masked out) gives zeros
+// and a zero gradient instead of an error; +inf and NaN are still errors.
+Tensor safe_softmax(const Tensor& x, int64_t dim = -1);
+// safe_softmax of x with a mask that broadcasts to x: an int32/int64 mask keeps
+// the positions where it is nonzero (PyTorch's boolean attention masks: true =
+// take part) and sends the rest to -inf; a float32 mask is added (additive masks:
+// 0 keeps, -inf removes).
+Tensor masked_softmax(const Tensor& x, const Tensor& mask, int64_t dim = -1);
+
 namespace cpu {
 
 // Rows are laid out [outer, n, inner]: a row's n elements are `inner` apart.

@@ -252,6 +252,27 @@ TEST(TorchParity, SigmoidAndFocalLosses) {
   EXPECT_EQ(checked, 12 + 4 + 12);
 }
 
+TEST(TorchParity, Entmax) {
+  int checked = for_each_case(fixture().at("entmax"), [&](const json& c) {
+    const std::string name = c.at("name"), op = c.at("op");
+    const float alpha = c.at("alpha");
+    Tensor x = float_tensor(c.at("input"), true);
+    Tensor out;
+    if (op == "sparsemax") out = bridle::sparsemax(x);
+    if (op == "entmax15") out = bridle::entmax15(x);
+    if (op == "entmax_bisect") out = bridle::entmax_bisect(x, alpha);
+    if (op == "sparsemax_loss") out = bridle::sparsemax_loss(x, int_tensor(c.at("targets")));
+    if (op == "entmax15_loss") out = bridle::entmax15_loss(x, int_tensor(c.at("targets")));
+    if (op == "entmax_bisect_loss")
+      out = bridle::entmax_bisect_loss(x, int_tensor(c.at("targets")), alpha);
+    ASSERT_TRUE(out.defined()) << "unknown op " << op;
+    expect_close(out, c.at("output"), name + " output");
+    backward_weighted(out, c);
+    expect_close(x.grad(), c.at("grad_input"), name + " grad_input");
+  });
+  EXPECT_EQ(checked, 8);
+}
+
 // --- elementwise -----------------------------------------------------------------
 
 TEST(TorchParity, Elementwise) {
