@@ -347,6 +347,68 @@ def entmax_cases():
     return cases
 
 
+# --- attention --------------------------------------------------------------------
+
+
+def attention_cases():
+    """scaled dot-product attention (written out: PyTorch 1.13 has no public
+    F.scaled_dot_product_attention) and nn.MultiheadAttention(batch_first=True)."""
+    cases = []
+
+    def sdpa(q, k, v, mask=None, causal=False):
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if mask is not None:
+            if mask.dtype == torch.bool:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            else:
+                scores = scores + mask
+        if causal:
+            L, S = scores.shape[-2:]
+            keep = torch.ones(L, S, dtype=torch.bool).tril()
+            scores = scores.masked_fill(~keep, float("-inf"))
+        return torch.softmax(scores, dim=-1) @ v
+
+    q, k, v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 6)
+    keep = torch.rand(3, 5) > 0.3
+    keep[:, 0] = True  # every query keeps a key (PyTorch would give NaN otherwise)
+    additive = torch.randn(2, 3, 5)
+    for name, mask in (("plain", None), ("keep_mask", keep), ("additive_mask", additive)):
+        out, w, grads = run(lambda a, b, c: sdpa(a, b, c, mask), [q, k, v])
+        case = {"name": f"sdpa_{name}", "op": "sdpa", "q": enc(q), "k": enc(k), "v": enc(v),
+                "output": enc(out), "weights": enc(w), "grad_q": enc(grads[0]),
+                "grad_k": enc(grads[1]), "grad_v": enc(grads[2])}
+        if mask is not None:
+            case["mask"] = enc(mask.to(torch.int64)) if mask.dtype == torch.bool else enc(mask)
+        cases.append(case)
+    qc, kc, vc = torch.randn(2, 4, 4), torch.randn(2, 4, 4), torch.randn(2, 4, 3)
+    out, w, grads = run(lambda a, b, c: sdpa(a, b, c, causal=True), [qc, kc, vc])
+    cases.append({"name": "sdpa_causal", "op": "sdpa", "causal": True, "q": enc(qc),
+                  "k": enc(kc), "v": enc(vc), "output": enc(out), "weights": enc(w),
+                  "grad_q": enc(grads[0]), "grad_k": enc(grads[1]), "grad_v": enc(grads[2])})
+
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    with torch.no_grad():  # nonzero biases, so they are exercised
+        mha.in_proj_bias.uniform_(-0.5, 0.5)
+        mha.out_proj.bias.uniform_(-0.5, 0.5)
+    query, key, value = torch.randn(2, 3, 8), torch.randn(2, 4, 8), torch.randn(2, 4, 8)
+    padding = torch.tensor([[False, False, True, False], [False, False, False, True]])
+    attn_mask = torch.randn(3, 4)
+    leaves = [leaf(query), leaf(key), leaf(value)]
+    out, avg = mha(*leaves, key_padding_mask=padding, attn_mask=attn_mask)
+    w = weights_like(out)
+    out.backward(w)
+    cases.append({"name": "multihead_attention", "op": "mha", "embed_dim": 8, "num_heads": 2,
+                  "in_proj_weight": enc(mha.in_proj_weight), "in_proj_bias": enc(mha.in_proj_bias),
+                  "out_proj_weight": enc(mha.out_proj.weight),
+                  "out_proj_bias": enc(mha.out_proj.bias), "query": enc(query), "key": enc(key),
+                  "value": enc(value), "key_padding_mask": enc(padding.to(torch.int64)),
+                  "attn_mask": enc(attn_mask), "output": enc(out), "attn_weights": enc(avg),
+                  "weights": enc(w), "grad_query": enc(leaves[0].grad),
+                  "grad_key": enc(leaves[1].grad), "grad_value": enc(leaves[2].grad),
+                  "grad_in_proj_weight": enc(mha.in_proj_weight.grad)})
+    return cases
+
+
 def nll_loss_cases():
     cases = []
     log_probs = F.log_softmax(torch.randn(8, 10) * 2, dim=1)
@@ -557,6 +619,7 @@ def main():
         "nll_loss": nll_loss_cases(),
         "sigmoid_losses": sigmoid_loss_cases(),
         "entmax": entmax_cases(),
+        "attention": attention_cases(),
         "elementwise": elementwise_cases(),
         "matmul": matmul_cases(),
         "reduce": reduce_cases(),

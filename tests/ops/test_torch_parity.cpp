@@ -273,6 +273,47 @@ TEST(TorchParity, Entmax) {
   EXPECT_EQ(checked, 8);
 }
 
+TEST(TorchParity, Attention) {
+  int checked = for_each_case(fixture().at("attention"), [&](const json& c) {
+    const std::string name = c.at("name");
+    if (c.at("op") == "sdpa") {
+      Tensor q = float_tensor(c.at("q"), true), k = float_tensor(c.at("k"), true);
+      Tensor v = float_tensor(c.at("v"), true);
+      bridle::AttentionOptions options;
+      if (c.contains("mask")) {
+        const json& m = c.at("mask");
+        options.mask = m.contains("dtype") ? int_tensor(m) : float_tensor(m);
+      }
+      options.causal = c.value("causal", false);
+      Tensor out = bridle::scaled_dot_product_attention(q, k, v, options);
+      expect_close(out, c.at("output"), name + " output");
+      backward_weighted(out, c);
+      expect_close(q.grad(), c.at("grad_q"), name + " grad_q");
+      expect_close(k.grad(), c.at("grad_k"), name + " grad_k");
+      expect_close(v.grad(), c.at("grad_v"), name + " grad_v");
+      return;
+    }
+    bridle::MultiheadAttention mha(c.at("embed_dim"), c.at("num_heads"));
+    mha.in_proj_weight.copy_(float_tensor(c.at("in_proj_weight")));
+    mha.in_proj_bias.copy_(float_tensor(c.at("in_proj_bias")));
+    mha.out_proj->weight.copy_(float_tensor(c.at("out_proj_weight")));
+    mha.out_proj->bias.copy_(float_tensor(c.at("out_proj_bias")));
+    Tensor query = float_tensor(c.at("query"), true), key = float_tensor(c.at("key"), true);
+    Tensor value = float_tensor(c.at("value"), true);
+    bridle::MultiheadAttentionOutput out = mha.forward(
+        query, key, value, int_tensor(c.at("key_padding_mask")), float_tensor(c.at("attn_mask")));
+    expect_close(out.output, c.at("output"), name + " output");
+    expect_close(out.weights, c.at("attn_weights"), name + " attention weights");
+    backward_weighted(out.output, c);
+    expect_close(query.grad(), c.at("grad_query"), name + " grad_query");
+    expect_close(key.grad(), c.at("grad_key"), name + " grad_key");
+    expect_close(value.grad(), c.at("grad_value"), name + " grad_value");
+    expect_close(mha.in_proj_weight.grad(), c.at("grad_in_proj_weight"),
+                 name + " grad_in_proj_weight");
+  });
+  EXPECT_EQ(checked, 5);
+}
+
 // --- elementwise -----------------------------------------------------------------
 
 TEST(TorchParity, Elementwise) {

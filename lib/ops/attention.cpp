@@ -1,0 +1,65 @@
+// Scaled dot-product attention, composed from ops; see attention.h.
+#include "ops/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/factory.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "ops/op_utils.h"
+#include "ops/shape.h"
+#include "ops/softmax.h"
+
+namespace bridle {
+
+Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionOptions& options) {
+  check_float("attention", q, "q");
+  check_float("attention", k, "k");
+  check_device("attention", {q, k, options.mask});
+  BRIDLE_CHECK((q.dim() == 2 || q.dim() == 3) && k.dim() == q.dim(),
+               "attention: q and k must both be [L, E] or [N, L, E], got {} and {}",
+               shape_str(q.shape()), shape_str(k.shape()));
+  const int64_t E = q.size(-1), L = q.size(-2), S = k.size(-2);
+  BRIDLE_CHECK(k.size(-1) == E && (q.dim() == 2 || q.size(0) == k.size(0)),
+               "attention: k {} does not match q {} (same batch and feature size)",
+               shape_str(k.shape()), shape_str(q.shape()));
+  const float scale =
+      options.scale != 0.0f ? options.scale : 1.0f / std::sqrt(static_cast<float>(E));
+  Tensor scores = matmul(q, transpose(k, -2, -1)) * scale;  // [N, L, S]
+  if (options.mask.defined()) {
+    BRIDLE_CHECK(!options.mask.requires_grad(), "attention: the mask is a constant; detach() it");
+    Tensor additive = options.mask;
+    if (!options.mask.is_float()) {  // keep where nonzero
+      Tensor m = options.mask.to(DType::kFloat32);
+      additive = Tensor::empty(m.shape());
+      for (int64_t i = 0; i < m.numel(); ++i)
+        additive.data<float>()[i] =
+            m.data<float>()[i] != 0.0f ? 0.0f : -std::numeric_limits<float>::infinity();
+    }
+    scores = scores + additive;  // broadcasting names the shapes if they do not fit
+    BRIDLE_CHECK(scores.shape().back() == S && scores.size(-2) == L,
+                 "attention: mask {} must broadcast to the scores {}",
+                 shape_str(options.mask.shape()), shape_str(scores.shape()));
+  }
+  if (options.causal) {
+    Tensor causal = Tensor::empty({L, S});
+    for (int64_t i = 0; i < L; ++i)
+      for (int64_t j = 0; j < S; ++j)
+        causal.data<float>()[i * S + j] = j <= i ? 0.0f : -std::numeric_limits<float>::infinity();
+    scores = scores + causal;
+  }
+  return safe_softmax(scores, -1);
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const AttentionOptions& options) {
+  check_float("attention", v, "v");
+  BRIDLE_CHECK(
+      v.dim() == k.dim() && v.size(-2) == k.size(-2) && (v.dim() == 2 || v.size(0) == k.size(0)),
+      "attention: v {} must have k's {} batch and sequence length", shape_str(v.shape()),
+      shape_str(k.shape()));
+  return matmul(attention_weights(q, k, options), v);
+}
+
+}  // namespace bridle
