@@ -19,6 +19,7 @@
 #include "io/checkpoint.h"
 #include "nn/attention.h"
 #include "nn/layers.h"
+#include "nn/mixture_of_softmaxes.h"
 #include "nn/module.h"
 #include "nn/norm_pool.h"
 #include "ops/activations.h"
