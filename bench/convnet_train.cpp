@@ -23,20 +23,16 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "bench_util.h"
 #include "bridle.h"
 #include "models/cifar_resnet.h"
 #include "models/lenet5.h"
 #include "models/mnist_cnn.h"
 
 using namespace bridle;
+using bridle::bench::median;
 
 namespace {
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
 
 // Multiply-adds of one forward pass for one image: per layer, output elements x
 // the length of each dot product (C_in/groups x KH x KW for a convolution).

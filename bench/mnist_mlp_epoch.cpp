@@ -25,21 +25,11 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "bench_util.h"
 #include "bridle.h"
 
 using namespace bridle;
-
-namespace {
-
-// The median of values[skip:], which must not be empty.
-double median_after(std::vector<double> values, size_t skip) {
-  values.erase(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(skip));
-  std::sort(values.begin(), values.end());
-  size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
-}  // namespace
+using bridle::bench::median;
 
 int main(int argc, char** argv) {
   CLI::App app{"One training epoch of the MNIST MLP on synthetic data (bridle)"};
@@ -95,8 +85,8 @@ int main(int argc, char** argv) {
                              {"batch_size", batch_size},
                              {"images", images},
                              {"epoch_s", epoch_s},
-                             {"median_s", median_after(epoch_s, 1)},
-                             {"cpu_median_s", median_after(epoch_cpu_s, 1)},
+                             {"median_s", median(epoch_s, 1)},
+                             {"cpu_median_s", median(epoch_cpu_s, 1)},
                              {"last_loss", last_loss},
                              {"gemm", gemm_backend_name(gemm_backend())},
                              {"threading", threading_info()}};

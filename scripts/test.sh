@@ -29,6 +29,8 @@ build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --eval "$ckpt_d
 if python3 -c "import h5py" 2>/dev/null; then python3 scripts/inspect_checkpoint.py "$ckpt_dir/mlp.h5"; fi
 rm -rf "$ckpt_dir"
 build/examples/custom_function --smoke
+build/examples/temperature --smoke
+build/examples/multilabel --smoke
 build/examples/mnist_lenet --smoke --data "$fixtures/mnist_subset"
 build/examples/mnist_cnn --smoke --data "$fixtures/mnist_subset"
 # CIFAR-10 from the shared copy beside the repository when there is one (CI has it).

@@ -11,6 +11,9 @@
 
 namespace bridle::testing {
 
+// Options for a leaf tensor that gradients flow to.
+inline TensorOptions grad_opts() { return TensorOptions().with_requires_grad(); }
+
 // Asserts that backward agrees with finite differences for f at inputs.
 inline void expect_gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
                              GradcheckOptions options = {}) {

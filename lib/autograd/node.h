@@ -96,4 +96,20 @@ void accumulate_grad(const Tensor& t, const Tensor& g);
 // Kernels that overwrite their output (oneDNN's backward) use this.
 void accumulate_fresh_grad(const Tensor& t, Tensor g);
 
+// Runs kernel(dx, accumulate) to add t's gradient into dx. When t has a gradient
+// already, dx is that buffer and accumulate is true (the kernel adds). Otherwise
+// dx is a fresh uninitialised buffer that the kernel must overwrite in full
+// (accumulate is false) and that then becomes t's gradient: the common case pays
+// neither a zero fill nor a read of dx.
+template <typename Kernel>
+void write_grad(const Tensor& t, Kernel&& kernel) {
+  if (t.impl().grad) {
+    kernel(grad_buffer(t).template data<float>(), true);
+    return;
+  }
+  Tensor fresh = Tensor::empty(t.shape(), TensorOptions(t.dtype()).with_device(t.device()));
+  kernel(fresh.template data<float>(), false);
+  accumulate_fresh_grad(t, std::move(fresh));
+}
+
 }  // namespace bridle

@@ -27,21 +27,6 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionOption
   const float scale =
       options.scale != 0.0f ? options.scale : 1.0f / std::sqrt(static_cast<float>(E));
   Tensor scores = matmul(q, transpose(k, -2, -1)) * scale;  // [N, L, S]
-  if (options.mask.defined()) {
-    BRIDLE_CHECK(!options.mask.requires_grad(), "attention: the mask is a constant; detach() it");
-    Tensor additive = options.mask;
-    if (!options.mask.is_float()) {  // keep where nonzero
-      Tensor m = options.mask.to(DType::kFloat32);
-      additive = Tensor::empty(m.shape());
-      for (int64_t i = 0; i < m.numel(); ++i)
-        additive.data<float>()[i] =
-            m.data<float>()[i] != 0.0f ? 0.0f : -std::numeric_limits<float>::infinity();
-    }
-    scores = scores + additive;  // broadcasting names the shapes if they do not fit
-    BRIDLE_CHECK(scores.shape().back() == S && scores.size(-2) == L,
-                 "attention: mask {} must broadcast to the scores {}",
-                 shape_str(options.mask.shape()), shape_str(scores.shape()));
-  }
   if (options.causal) {
     Tensor causal = Tensor::empty({L, S});
     for (int64_t i = 0; i < L; ++i)
@@ -49,7 +34,13 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionOption
         causal.data<float>()[i * S + j] = j <= i ? 0.0f : -std::numeric_limits<float>::infinity();
     scores = scores + causal;
   }
-  return safe_softmax(scores, -1);
+  if (!options.mask.defined()) return safe_softmax(scores, -1);
+  BRIDLE_CHECK(!options.mask.requires_grad(), "attention: the mask is a constant; detach() it");
+  BRIDLE_CHECK(
+      broadcast_shapes("attention", scores.shape(), options.mask.shape()) == scores.shape(),
+      "attention: mask {} must broadcast to the scores {}", shape_str(options.mask.shape()),
+      shape_str(scores.shape()));
+  return masked_softmax(scores, options.mask, -1);  // keep-masks become 0 / -inf there
 }
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,

@@ -14,6 +14,8 @@
 #include "autograd/node.h"
 #include "core/factory.h"
 #include "ops/elementwise.h"
+#include "ops/fast_math.h"
+#include "ops/loss_utils.h"
 #include "ops/op_utils.h"
 #include "ops/reduce.h"
 
@@ -23,11 +25,6 @@ namespace cpu {
 namespace {
 constexpr int64_t kParallelGrain = 1 << 15;
 
-float stable_sigmoid(float x) {
-  if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
-  const float e = std::exp(x);
-  return e / (1.0f + e);
-}
 }  // namespace
 
 void bce_with_logits_forward(float* loss, const float* x, const float* y, const float* weight,
@@ -97,24 +94,15 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   Tensor loss = Tensor::empty(logits.shape());
   cpu::bce_with_logits_forward(loss.data<float>(), logits.data<float>(), targets.data<float>(),
                                ptr(weight), ptr(pos_weight), n);
-  Tensor out = loss;
-  float scale = 1.0f;
-  if (options.reduction != Reduction::kNone) {
-    double total = 0.0;
-    for (int64_t i = 0; i < n; ++i) total += loss.data<float>()[i];
-    if (options.reduction == Reduction::kMean) scale = n > 0 ? 1.0f / static_cast<float>(n) : 0.0f;
-    out = scalar(static_cast<float>(total * scale));
-  }
+  const float scale = mean_scale(options.reduction, static_cast<double>(n));
   const Reduction reduction = options.reduction;
-  return record(out, op, {logits},
+  return record(reduce_loss(loss, reduction, scale), op, {logits},
                 [logits, targets, weight, pos_weight, reduction, scale, n, ptr](const Tensor& dout,
                                                                                 const Tensor&) {
-                  Tensor dloss = reduction == Reduction::kNone
-                                     ? dout
-                                     : full(logits.shape(), dout.item() * scale);
-                  cpu::bce_with_logits_backward(
-                      grad_buffer(logits).data<float>(), logits.data<float>(),
-                      targets.data<float>(), ptr(weight), ptr(pos_weight), dloss.data<float>(), n);
+                  const std::vector<float> dloss = row_gradients(dout, reduction, scale, n);
+                  cpu::bce_with_logits_backward(grad_buffer(logits).data<float>(),
+                                                logits.data<float>(), targets.data<float>(),
+                                                ptr(weight), ptr(pos_weight), dloss.data(), n);
                 });
 }
 

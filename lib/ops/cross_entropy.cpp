@@ -10,6 +10,7 @@
 // The reduction only scales each row's gradient (kMean: by 1 / the denominator).
 #include "ops/cross_entropy.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -17,6 +18,7 @@
 #include "core/factory.h"
 #include "ops/elementwise.h"
 #include "ops/fast_math.h"
+#include "ops/loss_utils.h"
 #include "ops/op_utils.h"
 #include "ops/reduce.h"
 #include "ops/softmax.h"
@@ -27,17 +29,6 @@ namespace cpu {
 namespace {
 
 constexpr int64_t kParallelWork = 1 << 15;  // B * C below this: one thread
-
-// max and log-sum-exp of one row, one read each (the sum in float, fast_exp).
-float row_lse(const float* z, int64_t C) {
-  float max = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : max)
-  for (int64_t j = 0; j < C; ++j) max = z[j] > max ? z[j] : max;
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < C; ++j) sum += fast_exp(z[j] - max);
-  return max + std::log(sum);
-}
 
 double row_lse_naive(const float* z, int64_t C) {
   double max = z[0];
@@ -68,7 +59,7 @@ void cross_entropy_forward(float* nll, float* smooth, float* lse, const float* l
       if (smooth) smooth[b] = 0.0f;
       continue;
     }
-    const float l = row_lse(z, C);
+    const float l = row_logsumexp(z, C);
     const int64_t y = static_cast<int64_t>(targets[b]);
     lse[b] = l;
     nll[b] = (weight ? weight[y] : 1.0f) * (l - z[y]);
@@ -112,24 +103,27 @@ void cross_entropy_forward_naive(float* nll, float* smooth, float* lse, const fl
 template <typename Target>
 void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                             const Target* targets, const float* weight, const float* nll_scale,
-                            const float* smooth_scale, int64_t B, int64_t C, int64_t ignore_index) {
+                            const float* smooth_scale, int64_t B, int64_t C, int64_t ignore_index,
+                            bool accumulate) {
   const auto total_weight = static_cast<float>(weight_sum(weight, C));
 #pragma omp parallel for if (B * C > kParallelWork)
   for (int64_t b = 0; b < B; ++b) {
-    if (targets[b] == ignore_index) continue;
-    const float* z = logits + b * C;
     float* dz = dlogits + b * C;
+    if (targets[b] == ignore_index) {
+      if (!accumulate) std::fill(dz, dz + C, 0.0f);
+      continue;
+    }
+    const float* z = logits + b * C;
     const int64_t y = static_cast<int64_t>(targets[b]);
     const float a = nll_scale[b] * (weight ? weight[y] : 1.0f);  // nll: w_y (p - onehot)
     const float s = smooth_scale ? smooth_scale[b] : 0.0f;       // smooth: p W - w
     const float p_coefficient = a + s * total_weight, l = lse[b];
-    if (s != 0.0f && weight) {
-#pragma omp simd
-      for (int64_t j = 0; j < C; ++j) dz[j] += fast_exp(z[j] - l) * p_coefficient - s * weight[j];
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < C; ++j) dz[j] += fast_exp(z[j] - l) * p_coefficient - s;
-    }
+    if (s != 0.0f && weight)
+      add_or_store(dz, C, accumulate,
+                   [&](int64_t j) { return fast_exp(z[j] - l) * p_coefficient - s * weight[j]; });
+    else
+      add_or_store(dz, C, accumulate,
+                   [&](int64_t j) { return fast_exp(z[j] - l) * p_coefficient - s; });
     dz[y] -= a;
   }
 }
@@ -142,7 +136,7 @@ void cross_entropy_soft_forward(float* loss, float* lse, float* target_mass, con
   for (int64_t b = 0; b < B; ++b) {
     const float* z = logits + b * C;
     const float* t = targets + b * C;
-    const float l = row_lse(z, C);
+    const float l = row_logsumexp(z, C);
     float sum = 0.0f, mass = 0.0f;  // sum_c w_c t'_c (lse - z_c), sum_c w_c t'_c
 #pragma omp simd reduction(+ : sum, mass)
     for (int64_t j = 0; j < C; ++j) {
@@ -178,7 +172,7 @@ void cross_entropy_soft_forward_naive(float* loss, float* lse, float* target_mas
 void cross_entropy_soft_backward(float* dlogits, const float* logits, const float* lse,
                                  const float* target_mass, const float* targets,
                                  const float* weight, float smoothing, const float* dloss,
-                                 int64_t B, int64_t C) {
+                                 int64_t B, int64_t C, bool accumulate) {
   const float keep = 1.0f - smoothing, spread = smoothing / static_cast<float>(C);
 #pragma omp parallel for if (B * C > kParallelWork)
   for (int64_t b = 0; b < B; ++b) {
@@ -186,11 +180,10 @@ void cross_entropy_soft_backward(float* dlogits, const float* logits, const floa
     const float* t = targets + b * C;
     float* dz = dlogits + b * C;
     const float g = dloss[b], p_coefficient = g * target_mass[b], l = lse[b];
-#pragma omp simd
-    for (int64_t j = 0; j < C; ++j) {
+    add_or_store(dz, C, accumulate, [&](int64_t j) {
       const float wt = (weight ? weight[j] : 1.0f) * (keep * t[j] + spread);
-      dz[j] += fast_exp(z[j] - l) * p_coefficient - g * wt;
-    }
+      return fast_exp(z[j] - l) * p_coefficient - g * wt;
+    });
   }
 }
 
@@ -202,7 +195,7 @@ void cross_entropy_soft_backward(float* dlogits, const float* logits, const floa
                                                     int64_t);                                      \
   template void cross_entropy_backward<Target>(float*, const float*, const float*, const Target*,  \
                                                const float*, const float*, const float*, int64_t,  \
-                                               int64_t, int64_t);
+                                               int64_t, int64_t, bool);
 BRIDLE_CROSS_ENTROPY_KERNELS(int32_t)
 BRIDLE_CROSS_ENTROPY_KERNELS(int64_t)
 #undef BRIDLE_CROSS_ENTROPY_KERNELS
@@ -210,24 +203,6 @@ BRIDLE_CROSS_ENTROPY_KERNELS(int64_t)
 }  // namespace cpu
 
 namespace {
-
-// Validates class targets (and the weights) and returns kMean's denominator: the
-// sum of w_y over the rows not ignored (their count without weights).
-template <typename Target>
-double check_targets(const char* op, const Target* targets, int64_t B, int64_t C,
-                     int64_t ignore_index, const float* weight) {
-  double denominator = 0.0;
-  for (int64_t b = 0; b < B; ++b) {
-    int64_t y = static_cast<int64_t>(targets[b]);
-    if (y == ignore_index) continue;
-    BRIDLE_CHECK(y >= 0 && y < C,
-                 "{}: target {} at row {} is out of range for {} classes (valid: 0..{}, or "
-                 "ignore_index {})",
-                 op, y, b, C, C - 1, ignore_index);
-    denominator += weight ? weight[y] : 1.0;
-  }
-  return denominator;
-}
 
 const float* check_weight(const char* op, const Tensor& weight, int64_t C) {
   if (!weight.defined()) return nullptr;
@@ -248,33 +223,13 @@ void check_rows_finite(const char* op, const float* loss, int64_t B, const Tenso
                  shape_str(logits.shape()));
 }
 
-// The op's output: the rows themselves (kNone), or their sum times scale.
-Tensor reduce_rows(const Tensor& row_loss, Reduction reduction, float scale) {
-  if (reduction == Reduction::kNone) return row_loss;
-  const float* l = row_loss.data<float>();
-  double total = 0.0;
-  for (int64_t b = 0; b < row_loss.numel(); ++b) total += l[b];
-  return scalar(static_cast<float>(total * scale));
-}
-
-float mean_scale(Reduction reduction, double denominator) {
-  if (reduction != Reduction::kMean) return 1.0f;
-  return denominator > 0.0 ? static_cast<float>(1.0 / denominator) : 0.0f;
-}
-
-// Each row's upstream gradient: dout itself (kNone) or dout * scale.
-std::vector<float> row_gradients(const Tensor& dout, Reduction reduction, float scale, int64_t B) {
-  if (reduction == Reduction::kNone) return dout.to_vector();
-  return std::vector<float>(B, dout.item() * scale);
-}
-
 template <typename Target>
 Tensor cross_entropy_class(const Tensor& logits, const Tensor& targets,
                            const CrossEntropyOptions& options) {
   const int64_t B = logits.shape()[0], C = logits.shape()[1];
   const float* weight = check_weight("cross_entropy", options.weight, C);
-  const double denominator =
-      check_targets("cross_entropy", targets.data<Target>(), B, C, options.ignore_index, weight);
+  const double denominator = check_class_targets("cross_entropy", targets.data<Target>(), B, C,
+                                                 options.ignore_index, weight);
   const float eps = options.label_smoothing;
   Tensor nll = Tensor::empty({B}), lse = Tensor::empty({B});
   Tensor smooth = eps > 0.0f ? Tensor::empty({B}) : Tensor();
@@ -291,7 +246,7 @@ Tensor cross_entropy_class(const Tensor& logits, const Tensor& targets,
   }
   check_rows_finite("cross_entropy", row_loss.data<float>(), B, logits);
   const float scale = mean_scale(options.reduction, denominator);
-  return record(reduce_rows(row_loss, options.reduction, scale), "cross_entropy", {logits},
+  return record(reduce_loss(row_loss, options.reduction, scale), "cross_entropy", {logits},
                 [logits, targets, lse, options, scale, B, C](const Tensor& dout, const Tensor&) {
                   const float eps = options.label_smoothing;
                   std::vector<float> nll_scale = row_gradients(dout, options.reduction, scale, B);
@@ -301,11 +256,13 @@ Tensor cross_entropy_class(const Tensor& logits, const Tensor& targets,
                     g *= 1.0f - eps;
                   }
                   const Tensor& w = options.weight;
-                  cpu::cross_entropy_backward(
-                      grad_buffer(logits).data<float>(), logits.data<float>(), lse.data<float>(),
-                      targets.data<Target>(), w.defined() ? w.data<float>() : nullptr,
-                      nll_scale.data(), eps > 0.0f ? smooth_scale.data() : nullptr, B, C,
-                      options.ignore_index);
+                  write_grad(logits, [&](float* dlogits, bool accumulate) {
+                    cpu::cross_entropy_backward(
+                        dlogits, logits.data<float>(), lse.data<float>(), targets.data<Target>(),
+                        w.defined() ? w.data<float>() : nullptr, nll_scale.data(),
+                        eps > 0.0f ? smooth_scale.data() : nullptr, B, C, options.ignore_index,
+                        accumulate);
+                  });
                 });
 }
 
@@ -329,14 +286,16 @@ Tensor cross_entropy_soft(const Tensor& logits, const Tensor& targets,
   check_rows_finite("cross_entropy", row_loss.data<float>(), B, logits);
   const float scale = mean_scale(options.reduction, static_cast<double>(B));
   return record(
-      reduce_rows(row_loss, options.reduction, scale), "cross_entropy", {logits},
+      reduce_loss(row_loss, options.reduction, scale), "cross_entropy", {logits},
       [logits, targets, lse, mass, options, scale, B, C](const Tensor& dout, const Tensor&) {
         std::vector<float> dloss = row_gradients(dout, options.reduction, scale, B);
         const Tensor& w = options.weight;
-        cpu::cross_entropy_soft_backward(
-            grad_buffer(logits).data<float>(), logits.data<float>(), lse.data<float>(),
-            mass.data<float>(), targets.data<float>(), w.defined() ? w.data<float>() : nullptr,
-            options.label_smoothing, dloss.data(), B, C);
+        write_grad(logits, [&](float* dlogits, bool accumulate) {
+          cpu::cross_entropy_soft_backward(dlogits, logits.data<float>(), lse.data<float>(),
+                                           mass.data<float>(), targets.data<float>(),
+                                           w.defined() ? w.data<float>() : nullptr,
+                                           options.label_smoothing, dloss.data(), B, C, accumulate);
+        });
       });
 }
 
@@ -346,7 +305,7 @@ Tensor nll_loss_typed(const Tensor& log_probs, const Tensor& targets,
   const int64_t B = log_probs.shape()[0], C = log_probs.shape()[1];
   const float* weight = check_weight("nll_loss", options.weight, C);
   const Target* y = targets.data<Target>();
-  const double denominator = check_targets("nll_loss", y, B, C, options.ignore_index, weight);
+  const double denominator = check_class_targets("nll_loss", y, B, C, options.ignore_index, weight);
   Tensor row_loss = Tensor::empty({B});
   const float* lp = log_probs.data<float>();
   for (int64_t b = 0; b < B; ++b) {
@@ -355,7 +314,7 @@ Tensor nll_loss_typed(const Tensor& log_probs, const Tensor& targets,
         yb == options.ignore_index ? 0.0f : -(weight ? weight[yb] : 1.0f) * lp[b * C + yb];
   }
   const float scale = mean_scale(options.reduction, denominator);
-  return record(reduce_rows(row_loss, options.reduction, scale), "nll_loss", {log_probs},
+  return record(reduce_loss(row_loss, options.reduction, scale), "nll_loss", {log_probs},
                 [log_probs, targets, options, scale, B, C](const Tensor& dout, const Tensor&) {
                   // d loss_b / d log_probs_bj = -w_y [j == y]
                   std::vector<float> g = row_gradients(dout, options.reduction, scale, B);
@@ -412,7 +371,7 @@ Tensor focal_loss(const Tensor& logits, const Tensor& targets, const FocalLossOp
                  shape_str(logits.shape()), shape_str(targets.shape()));
   } else {
     Tensor y = targets.to(DType::kInt64);
-    check_targets("focal_loss", y.data<int64_t>(), B, C, /*ignore_index=*/-1, nullptr);
+    check_class_targets("focal_loss", y.data<int64_t>(), B, C, /*ignore_index=*/-1, nullptr);
     t = zeros({B, C});
     for (int64_t b = 0; b < B; ++b) t.data<float>()[b * C + y.data<int64_t>()[b]] = 1.0f;
   }

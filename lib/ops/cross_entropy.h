@@ -28,6 +28,8 @@
 namespace bridle {
 
 enum class Reduction { kNone, kMean, kSum };
+// "none", "mean" or "sum".
+const char* reduction_name(Reduction reduction);
 
 struct CrossEntropyOptions {
   Reduction reduction = Reduction::kMean;
@@ -80,13 +82,15 @@ template <typename Target>
 void cross_entropy_forward_naive(float* nll, float* smooth, float* lse, const float* logits,
                                  const Target* targets, const float* weight, int64_t B, int64_t C,
                                  int64_t ignore_index);
+// accumulate = false writes = instead of += (a fresh buffer, ignored rows get 0).
 // dlogits_b += nll_scale_b d nll_b / dz_b + smooth_scale_b d smooth_b / dz_b, one
 // pass per row: d nll_b / dz_bj = w_y (p_bj - [j == y]) and d smooth_b / dz_bj =
 // p_bj sum_c w_c - w_j. smooth_scale may be null (no smoothing).
 template <typename Target>
 void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
                             const Target* targets, const float* weight, const float* nll_scale,
-                            const float* smooth_scale, int64_t B, int64_t C, int64_t ignore_index);
+                            const float* smooth_scale, int64_t B, int64_t C, int64_t ignore_index,
+                            bool accumulate = true);
 
 // Soft targets. Writes loss[b], lse[b] and target_mass[b] = sum_c w_c t'_bc.
 void cross_entropy_soft_forward(float* loss, float* lse, float* target_mass, const float* logits,
@@ -99,7 +103,7 @@ void cross_entropy_soft_forward_naive(float* loss, float* lse, float* target_mas
 void cross_entropy_soft_backward(float* dlogits, const float* logits, const float* lse,
                                  const float* target_mass, const float* targets,
                                  const float* weight, float smoothing, const float* dloss,
-                                 int64_t B, int64_t C);
+                                 int64_t B, int64_t C, bool accumulate = true);
 
 }  // namespace cpu
 }  // namespace bridle

@@ -18,6 +18,7 @@
 
 #include "autograd/node.h"
 #include "core/factory.h"
+#include "ops/fast_math.h"
 #include "ops/op_utils.h"
 
 namespace bridle {
@@ -56,12 +57,7 @@ struct Relu {
 };
 struct Sigmoid {
   static constexpr const char* name = "sigmoid";
-  // Two branches so exp never overflows: for x < 0 use e^x / (1 + e^x).
-  static float f(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
-    float e = std::exp(x);
-    return e / (1.0f + e);
-  }
+  static float f(float x) { return stable_sigmoid(x); }
   static float df(float, float y) { return y * (1.0f - y); }
 };
 struct Tanh {

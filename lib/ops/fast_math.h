@@ -36,4 +36,25 @@ inline float fast_exp(float x) {
   return x > 88.73f ? INFINITY : result;
 }
 
+// 1 / (1 + e^-x) without overflow: for x < 0 it is computed as e^x / (1 + e^x).
+inline float stable_sigmoid(float x) {
+  if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
+  const float e = std::exp(x);
+  return e / (1.0f + e);
+}
+
+// dst[j] += value(j) (accumulate) or dst[j] = value(j), j in [0, n): how a
+// backward kernel writes into a gradient it either adds to or fills fresh. The
+// branch sits outside the loop, and value inlines into it, so both vectorize.
+template <typename Value>
+inline void add_or_store(float* dst, int64_t n, bool accumulate, Value value) {
+  if (accumulate) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) dst[j] += value(j);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) dst[j] = value(j);
+  }
+}
+
 }  // namespace bridle

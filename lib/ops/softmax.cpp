@@ -7,6 +7,7 @@
 // Both softmax backward forms use the saved output only, never the input.
 #include "ops/softmax.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -64,48 +65,108 @@ void softmax_backward_naive(float* dinp, const float* out, const float* dout, in
 }
 
 // --- Fast path: contiguous rows, simd loops, OpenMP over rows. -------------------
+//
+// A row is read from memory once. Its first pass goes block by block (a block
+// stays in L1): the block's max, then its exps against the running max, which
+// only grows; each block remembers the max it used, and the second pass (over a
+// row still in L2) rescales it by exp(block max - row max) / sum. This is the
+// online softmax of Milakov & Gimelshein (2018), blocked so both loops vectorize.
+
+namespace {
+
+constexpr int64_t kParallelWork = 1 << 15;  // rows * n below this: one thread
+constexpr int64_t kMaxBlocks = 256;
+
+int64_t block_size(int64_t n) { return std::max<int64_t>(1024, (n + kMaxBlocks - 1) / kMaxBlocks); }
+
+// exp((x - running max) * inv_temp) into e (when not null) and their sum, one
+// read of x. block_max (when e is not null) gets each block's running max.
+// Returns false for a row with NaN or no finite maximum (all -inf, or +inf).
+bool online_max_sum(const float* x, int64_t n, float inv_temp, float* e, float* block_max,
+                    float& max, float& sum) {
+  const int64_t block = block_size(n);
+  max = -std::numeric_limits<float>::infinity();
+  sum = 0.0f;
+  int nans = 0;  // NaN compares false with everything, so max alone would skip it
+  for (int64_t begin = 0, b = 0; begin < n; begin += block, ++b) {
+    const int64_t end = std::min(n, begin + block);
+    float m = max;
+#pragma omp simd reduction(max : m) reduction(+ : nans)
+    for (int64_t j = begin; j < end; ++j) {
+      m = x[j] > m ? x[j] : m;
+      nans += x[j] != x[j];
+    }
+    if (nans > 0 || m == std::numeric_limits<float>::infinity()) return false;
+    if (m > max) {
+      sum *= fast_exp((max - m) * inv_temp);  // 0 while max is still -inf
+      max = m;
+    }
+    float s = 0.0f;
+    if (max == -std::numeric_limits<float>::infinity()) {  // all -inf so far
+      if (e) {
+        block_max[b] = max;  // the second pass scales by exp(-inf) = 0
+        std::fill(e + begin, e + end, 0.0f);
+      }
+      continue;
+    }
+    if (e) {
+      block_max[b] = max;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = begin; j < end; ++j) {
+        e[j] = fast_exp((x[j] - max) * inv_temp);
+        s += e[j];
+      }
+    } else {
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = begin; j < end; ++j) s += fast_exp((x[j] - max) * inv_temp);
+    }
+    sum += s;
+  }
+  return std::isfinite(max);
+}
+
+}  // namespace
+
+float row_logsumexp(const float* x, int64_t n) {
+  float max = 0.0f, sum = 0.0f;
+  if (!online_max_sum(x, n, 1.0f, nullptr, nullptr, max, sum))
+    return std::numeric_limits<float>::quiet_NaN();
+  return max + std::log(sum);
+}
 
 int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, float inv_temp,
                         bool log) {
   int64_t first_bad = std::numeric_limits<int64_t>::max();
-#pragma omp parallel for reduction(min : first_bad) if (rows * n > (1 << 15))
+#pragma omp parallel for reduction(min : first_bad) if (rows * n > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = inp + r * n;
     float* y = out + r * n;
-    float max = -std::numeric_limits<float>::infinity();
-    int nans = 0;  // NaN compares false with everything, so max alone would skip it
-#pragma omp simd reduction(max : max) reduction(+ : nans)
-    for (int64_t j = 0; j < n; ++j) {
-      max = x[j] > max ? x[j] : max;
-      nans += x[j] != x[j];
-    }
-    if (!std::isfinite(max) || nans > 0) {
+    float block_max[kMaxBlocks];
+    float max = 0.0f, sum = 0.0f;
+    if (!online_max_sum(x, n, inv_temp, log ? nullptr : y, block_max, max, sum)) {
       first_bad = std::min(first_bad, r);
       continue;
     }
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; ++j) {
-      float e = fast_exp((x[j] - max) * inv_temp);
-      if (!log) y[j] = e;
-      sum += e;
-    }
     if (log) {
-      float log_sum = std::log(sum);
+      const float log_sum = std::log(sum);
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - max) * inv_temp - log_sum;
-    } else {
-      float inv_sum = 1.0f / sum;
+      continue;
+    }
+    const int64_t block = block_size(n);
+    for (int64_t begin = 0, b = 0; begin < n; begin += block, ++b) {
+      const int64_t end = std::min(n, begin + block);
+      const float scale = fast_exp((block_max[b] - max) * inv_temp) / sum;
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) y[j] *= inv_sum;
+      for (int64_t j = begin; j < end; ++j) y[j] *= scale;
     }
   }
   return first_bad == std::numeric_limits<int64_t>::max() ? -1 : first_bad;
 }
 
 void softmax_backward(float* dinp, const float* out, const float* dout, int64_t rows, int64_t n,
-                      float inv_temp, bool log) {
-#pragma omp parallel for if (rows * n > (1 << 15))
+                      float inv_temp, bool log, bool accumulate) {
+#pragma omp parallel for if (rows * n > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     const float* y = out + r * n;
     const float* g = dout + r * n;
@@ -114,13 +175,12 @@ void softmax_backward(float* dinp, const float* out, const float* dout, int64_t 
     if (log) {
 #pragma omp simd reduction(+ : acc)
       for (int64_t j = 0; j < n; ++j) acc += g[j];
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) dx[j] += (g[j] - fast_exp(y[j]) * acc) * inv_temp;
+      add_or_store(dx, n, accumulate,
+                   [&](int64_t j) { return (g[j] - fast_exp(y[j]) * acc) * inv_temp; });
     } else {
 #pragma omp simd reduction(+ : acc)
       for (int64_t j = 0; j < n; ++j) acc += g[j] * y[j];
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) dx[j] += y[j] * (g[j] - acc) * inv_temp;
+      add_or_store(dx, n, accumulate, [&](int64_t j) { return y[j] * (g[j] - acc) * inv_temp; });
     }
   }
 }
@@ -216,13 +276,15 @@ Tensor softmax_op(const Tensor& x, int64_t dim, float temperature, bool log, boo
                "contains +inf or NaN, so its {} is undefined",
                name, bad, dim, shape_str(x.shape()), name);
   return record(out, name, {x}, [x, s, inv_temp, log](const Tensor& dout, const Tensor& out) {
-    float* dx = grad_buffer(x).data<float>();
-    if (s.inner == 1)
-      cpu::softmax_backward(dx, out.data<float>(), dout.data<float>(), s.outer, s.size, inv_temp,
-                            log);
-    else
-      cpu::softmax_backward_naive(dx, out.data<float>(), dout.data<float>(), s.outer, s.size,
-                                  s.inner, inv_temp, log);
+    if (s.inner == 1) {
+      write_grad(x, [&](float* dx, bool accumulate) {
+        cpu::softmax_backward(dx, out.data<float>(), dout.data<float>(), s.outer, s.size, inv_temp,
+                              log, accumulate);
+      });
+    } else {
+      cpu::softmax_backward_naive(grad_buffer(x).data<float>(), out.data<float>(),
+                                  dout.data<float>(), s.outer, s.size, s.inner, inv_temp, log);
+    }
   });
 }
 

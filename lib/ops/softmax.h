@@ -42,8 +42,12 @@ void softmax_backward_naive(float* dinp, const float* out, const float* dout, in
 // Fast path for contiguous rows (inner = 1): vectorized, threaded over rows.
 int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, float inv_temp,
                         bool log);
+// accumulate: dinp += the gradient; otherwise dinp = the gradient (a fresh buffer).
 void softmax_backward(float* dinp, const float* out, const float* dout, int64_t rows, int64_t n,
-                      float inv_temp, bool log);
+                      float inv_temp, bool log, bool accumulate = true);
+// max + log(sum exp(x - max)) of one contiguous row, reading it from memory once;
+// NaN for a row with a NaN, a +inf or no finite element.
+float row_logsumexp(const float* x, int64_t n);
 
 void logsumexp_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner);
 void logsumexp_backward(float* dinp, const float* inp, const float* out, const float* dout,

@@ -20,6 +20,7 @@
 
 #include "autograd/node.h"
 #include "core/factory.h"
+#include "ops/loss_utils.h"
 #include "ops/op_utils.h"
 #include "ops/shape.h"
 #include "ops/softmax.h"
@@ -202,16 +203,7 @@ Tensor fenchel_young_loss(const char* op, const Tensor& logits, const Tensor& ta
                           const RowsKernel& kernel, const FenchelYoungOptions& options) {
   const int64_t B = logits.size(0), C = logits.size(1);
   const Target* y = targets.data<Target>();
-  int64_t counted = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    const auto yb = static_cast<int64_t>(y[b]);
-    if (yb == options.ignore_index) continue;
-    BRIDLE_CHECK(yb >= 0 && yb < C,
-                 "{}: target {} at row {} is out of range for {} classes (valid: 0..{}, or "
-                 "ignore_index {})",
-                 op, yb, b, C, C - 1, options.ignore_index);
-    ++counted;
-  }
+  const double counted = check_class_targets(op, y, B, C, options.ignore_index);
   check_finite_rows(op, logits, B, C);
   Tensor p = Tensor::empty({B, C});
   kernel(p.data<float>(), logits.data<float>(), B, C);
@@ -234,25 +226,18 @@ Tensor fenchel_young_loss(const char* op, const Tensor& logits, const Tensor& ta
     row_loss.data<float>()[b] =
         static_cast<float>((1.0 - sum_pa) / (a * (a - 1.0)) + p_dot_z - z[b * C + yb]);
   }
-  Tensor out = row_loss;
-  float scale = 1.0f;
-  if (options.reduction != Reduction::kNone) {
-    double total = 0.0;
-    for (int64_t b = 0; b < B; ++b) total += row_loss.data<float>()[b];
-    if (options.reduction == Reduction::kMean)
-      scale = counted > 0 ? 1.0f / static_cast<float>(counted) : 0.0f;
-    out = scalar(static_cast<float>(total * scale));
-  }
-  return record(out, op, {logits},
+  const float scale = mean_scale(options.reduction, counted);
+  return record(reduce_loss(row_loss, options.reduction, scale), op, {logits},
                 [logits, targets, p, options, scale, B, C](const Tensor& dout, const Tensor&) {
                   float* d = grad_buffer(logits).data<float>();
                   const float* pp = p.data<float>();
                   const Target* y = targets.data<Target>();
+                  const std::vector<float> g_rows =
+                      row_gradients(dout, options.reduction, scale, B);
                   for (int64_t b = 0; b < B; ++b) {
                     const auto yb = static_cast<int64_t>(y[b]);
                     if (yb == options.ignore_index) continue;
-                    const float g = options.reduction == Reduction::kNone ? dout.data<float>()[b]
-                                                                          : dout.item() * scale;
+                    const float g = g_rows[b];
                     for (int64_t j = 0; j < C; ++j) d[b * C + j] += g * pp[b * C + j];
                     d[b * C + yb] -= g;
                   }

@@ -15,7 +15,7 @@ using testing::expect_close;
 using testing::expect_error;
 using testing::expect_gradcheck;
 
-TensorOptions grad_opts() { return TensorOptions().with_requires_grad(); }
+using testing::grad_opts;
 
 TEST(BatchNorm, TrainingUsesBatchStatsAndUpdatesRunningStats) {
   // One channel holding 1, 2, 3, 4: mean 2.5, biased var 1.25, unbiased 5/3.

@@ -14,7 +14,7 @@ using testing::expect_close;
 using testing::expect_error;
 using testing::expect_gradcheck;
 
-TensorOptions grad_opts() { return TensorOptions().with_requires_grad(); }
+using testing::grad_opts;
 
 Tensor one_hot(const std::vector<int64_t>& targets, int64_t C) {
   Tensor t = zeros({static_cast<int64_t>(targets.size()), C});
@@ -244,6 +244,31 @@ TEST(CrossEntropyGrad, OptionsMatchFiniteDifferences) {
         },
         {logits});
   }
+}
+
+// The first backward into the logits writes a fresh gradient (ignored rows get
+// exact zeros); later ones add to it.
+TEST(CrossEntropyGrad, GradientsAccumulateAcrossUses) {
+  Generator gen(5);
+  Tensor logits = randn({6, 40}, gen, grad_opts());
+  Tensor targets = from_vector(std::vector<int64_t>{3, -100, 39, 0, 7, -100});
+  Tensor soft = softmax(randn({6, 40}, gen), 1);
+  CrossEntropyOptions smoothed{.label_smoothing = 0.2f};
+  cross_entropy(logits, targets).backward();
+  Tensor first = logits.grad().clone();
+  for (int64_t j = 0; j < 40; ++j) {
+    EXPECT_EQ(first.at({1, j}), 0.0f);
+    EXPECT_EQ(first.at({5, j}), 0.0f);
+  }
+  cross_entropy(logits, targets, smoothed).backward();
+  cross_entropy(logits, soft).backward();
+  Tensor total = logits.grad().clone();
+  logits.set_grad(Tensor());
+  cross_entropy(logits, targets, smoothed).backward();
+  Tensor second = logits.grad().clone();
+  logits.set_grad(Tensor());
+  cross_entropy(logits, soft).backward();
+  expect_close(total, first + second + logits.grad(), 1e-6f, 1e-5f);
 }
 
 TEST(CrossEntropyGrad, FusedBackwardEqualsSoftmaxMinusOneHot) {

@@ -15,7 +15,7 @@ using testing::expect_close;
 using testing::expect_error;
 using testing::expect_gradcheck;
 
-TensorOptions grad_opts() { return TensorOptions().with_requires_grad(); }
+using testing::grad_opts;
 
 // --- dropout --------------------------------------------------------------------
 

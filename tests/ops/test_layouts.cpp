@@ -13,7 +13,7 @@ namespace {
 using testing::expect_close;
 using testing::expect_gradcheck;
 
-TensorOptions grad_opts() { return TensorOptions().with_requires_grad(); }
+using testing::grad_opts;
 
 // Turns blocked layouts off for its scope.
 class PlainLayoutsGuard {

@@ -15,7 +15,7 @@ using testing::expect_close;
 using testing::expect_error;
 using testing::expect_gradcheck;
 
-TensorOptions grad_opts() { return TensorOptions().with_requires_grad(); }
+using testing::grad_opts;
 
 // A random permutation of well-separated values (0.1 apart): no ties, and a
 // finite-difference step of 1e-2 never changes which element is the maximum.

@@ -10,7 +10,7 @@ using testing::expect_close;
 using testing::expect_error;
 using testing::expect_gradcheck;
 
-TensorOptions grad_opts() { return TensorOptions().with_requires_grad(); }
+using testing::grad_opts;
 
 TEST(Reduce, SumMeanMaxArgmaxValues) {
   Tensor x = from_vector({1.0f, 5.0f, 3.0f, 4.0f, 2.0f, 6.0f}, {2, 3});

@@ -16,7 +16,7 @@ using testing::expect_gradcheck;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-TensorOptions grad_opts() { return TensorOptions().with_requires_grad(); }
+using testing::grad_opts;
 
 TEST(Softmax, ArticleWorkedExamples) {
   expect_close(softmax(from_vector({1.0f, 2.0f, 3.0f})), {0.090f, 0.245f, 0.665f}, 5e-4f, 0);
@@ -119,9 +119,28 @@ TEST(Softmax, FastKernelMatchesNaive) {
         cpu::softmax_backward_naive(dnaive.data<float>(), naive.data<float>(), dout.data<float>(),
                                     17, n, 1, inv_temp, log);
         expect_close(dfast, dnaive, 1e-5f, 1e-4f);
+        // Without accumulate the kernel overwrites every element of a fresh buffer.
+        Tensor dfresh = full(x.shape(), std::numeric_limits<float>::quiet_NaN());
+        cpu::softmax_backward(dfresh.data<float>(), naive.data<float>(), dout.data<float>(), 17, n,
+                              inv_temp, log, /*accumulate=*/false);
+        expect_close(dfresh, dnaive, 1e-5f, 1e-4f);
       }
     }
   }
+}
+
+// The first backward into x writes a fresh gradient; later ones add to it.
+TEST(SoftmaxGrad, GradientsAccumulateAcrossUses) {
+  Generator gen(4);
+  Tensor x = randn({5, 300}, gen, grad_opts());
+  Tensor g1 = randn(x.shape(), gen), g2 = randn(x.shape(), gen);
+  softmax(x, 1).backward(g1);
+  Tensor first = x.grad().clone();
+  log_softmax(x, 1, 2.0f).backward(g2);
+  Tensor added = x.grad().clone();
+  x.set_grad(Tensor());
+  log_softmax(x, 1, 2.0f).backward(g2);
+  expect_close(added, first + x.grad(), 1e-6f, 1e-5f);
 }
 
 TEST(SoftmaxGrad, AllFormsAlongEveryDim) {
