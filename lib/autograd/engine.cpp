@@ -55,7 +55,17 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
   BRIDLE_CHECK(!root.grad_fn()->released(),
                "backward: the graph behind this tensor was already freed by an earlier "
                "backward; pass retain_graph=true to the first backward to run it twice");
-  accumulate_grad(root, gradient);
+  TensorImpl& root_impl = root.impl();
+  if (!root_impl.grad && !root_impl.retains_grad) {
+    // Nothing outlives this call holding the root's gradient and backward nodes
+    // only read it, so the caller's tensor serves as it: no zero fill, no copy.
+    BRIDLE_CHECK(gradient.shape() == root.shape(),
+                 "backward: gradient of shape {} for a tensor of shape {}",
+                 shape_str(gradient.shape()), shape_str(root.shape()));
+    root_impl.grad = gradient.impl_ptr();
+  } else {
+    accumulate_grad(root, gradient);
+  }
 
   std::vector<ImplPtr> order = topological_order(root.impl_ptr());
   for (auto it = order.rbegin(); it != order.rend(); ++it) {

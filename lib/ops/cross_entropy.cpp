@@ -120,10 +120,10 @@ void cross_entropy_backward(float* dlogits, const float* logits, const float* ls
     const float p_coefficient = a + s * total_weight, l = lse[b];
     if (s != 0.0f && weight)
       add_or_store(dz, C, accumulate,
-                   [&](int64_t j) { return fast_exp(z[j] - l) * p_coefficient - s * weight[j]; });
+                   [=](int64_t j) { return fast_exp(z[j] - l) * p_coefficient - s * weight[j]; });
     else
       add_or_store(dz, C, accumulate,
-                   [&](int64_t j) { return fast_exp(z[j] - l) * p_coefficient - s; });
+                   [=](int64_t j) { return fast_exp(z[j] - l) * p_coefficient - s; });
     dz[y] -= a;
   }
 }
@@ -180,7 +180,7 @@ void cross_entropy_soft_backward(float* dlogits, const float* logits, const floa
     const float* t = targets + b * C;
     float* dz = dlogits + b * C;
     const float g = dloss[b], p_coefficient = g * target_mass[b], l = lse[b];
-    add_or_store(dz, C, accumulate, [&](int64_t j) {
+    add_or_store(dz, C, accumulate, [=](int64_t j) {
       const float wt = (weight ? weight[j] : 1.0f) * (keep * t[j] + spread);
       return fast_exp(z[j] - l) * p_coefficient - g * wt;
     });

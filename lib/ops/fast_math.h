@@ -1,11 +1,21 @@
-// Branch-free float math that the compiler vectorizes (AVX2/AVX-512), for the
-// hot loops of the softmax family. std::exp is exact to 1 ulp but does not
-// vectorize without -ffast-math (which would also break inf handling).
+// Branch-free float math for the hot loops of the softmax family: fast_exp,
+// which the compiler vectorizes (std::exp is exact to 1 ulp but does not
+// vectorize without -ffast-math, which would also break inf handling), and the
+// row reductions those loops need (max, sum, dot, sum of exps), written with
+// AVX2 + FMA intrinsics when the build targets them and as plain loops
+// otherwise. Intrinsics, because GCC's `omp simd` reductions spill their partial
+// sums to the stack and cost several times the arithmetic on short rows.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define BRIDLE_AVX2 1
+#endif
 
 namespace bridle {
 
@@ -34,6 +44,144 @@ inline float fast_exp(float x) {
   float result = p * scale;
   result = x < -87.3f ? 0.0f : result;
   return x > 88.73f ? INFINITY : result;
+}
+
+#ifdef BRIDLE_AVX2
+// fast_exp on 8 lanes, step for step (NaN lanes give garbage; callers check).
+inline __m256 fast_exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.3f);
+  const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(clamped, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), clamped);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
+  const __m256i bits =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  __m256 result = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  result = _mm256_blendv_ps(result, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+  return _mm256_blendv_ps(result, _mm256_set1_ps(INFINITY),
+                          _mm256_cmp_ps(x, _mm256_set1_ps(88.73f), _CMP_GT_OQ));
+}
+
+inline float horizontal_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+inline float horizontal_max(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+// Lanes [0, count) set, for the last, partial vector of a row (0 < count <= 8).
+inline __m256i tail_mask(int64_t count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif
+
+// The largest of x[0..n) (-inf when n = 0); has_nan is set when any is NaN.
+inline float row_max(const float* x, int64_t n, bool& has_nan) {
+  float max = -std::numeric_limits<float>::infinity();
+  int64_t j = 0;
+  has_nan = false;
+#ifdef BRIDLE_AVX2
+  __m256 vmax = _mm256_set1_ps(max), nan = _mm256_setzero_ps();
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = _mm256_loadu_ps(x + j);
+    vmax = _mm256_max_ps(vmax, v);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  if (j < n) {  // the tail, with -inf in the lanes past the end
+    const __m256i mask = tail_mask(n - j);
+    const __m256 v = _mm256_blendv_ps(_mm256_set1_ps(-std::numeric_limits<float>::infinity()),
+                                      _mm256_maskload_ps(x + j, mask), _mm256_castsi256_ps(mask));
+    vmax = _mm256_max_ps(vmax, v);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    j = n;
+  }
+  max = horizontal_max(vmax);
+  has_nan = _mm256_movemask_ps(nan) != 0;
+#endif
+  for (; j < n; ++j) {
+    max = x[j] > max ? x[j] : max;
+    has_nan |= x[j] != x[j];
+  }
+  return max;
+}
+
+// sum_j e_j with e_j = fast_exp((x_j - shift) * scale), j in [0, n); also
+// stores e_j into e unless it is null.
+inline float row_exp_sum(const float* x, int64_t n, float shift, float scale, float* e) {
+  float sum = 0.0f;
+  int64_t j = 0;
+#ifdef BRIDLE_AVX2
+  const __m256 vshift = _mm256_set1_ps(shift), vscale = _mm256_set1_ps(scale);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (; j + 16 <= n; j += 16) {  // two chains, so the adds overlap
+    const __m256 e0 =
+        fast_exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vshift), vscale));
+    const __m256 e1 =
+        fast_exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), vshift), vscale));
+    if (e) {
+      _mm256_storeu_ps(e + j, e0);
+      _mm256_storeu_ps(e + j + 8, e1);
+    }
+    acc0 = _mm256_add_ps(acc0, e0);
+    acc1 = _mm256_add_ps(acc1, e1);
+  }
+  for (; j < n; j += 8) {  // the last 1 to 15 elements, 8 at a time, masked past the end
+    const __m256i mask = tail_mask(n - j < 8 ? n - j : 8);
+    const __m256 v =
+        fast_exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + j, mask), vshift), vscale));
+    const __m256 e0 = _mm256_and_ps(v, _mm256_castsi256_ps(mask));
+    if (e) _mm256_maskstore_ps(e + j, mask, e0);
+    acc0 = _mm256_add_ps(acc0, e0);
+  }
+  sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
+#endif
+  for (; j < n; ++j) {
+    const float v = fast_exp((x[j] - shift) * scale);
+    if (e) e[j] = v;
+    sum += v;
+  }
+  return sum;
+}
+
+// sum_j a_j, or sum_j a_j b_j when b is not null, j in [0, n).
+inline float row_dot(const float* a, const float* b, int64_t n) {
+  float sum = 0.0f;
+  int64_t j = 0;
+#ifdef BRIDLE_AVX2
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (; j + 16 <= n; j += 16) {
+    const __m256 a0 = _mm256_loadu_ps(a + j), a1 = _mm256_loadu_ps(a + j + 8);
+    if (b) {
+      acc0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + j), acc0);
+      acc1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + j + 8), acc1);
+    } else {
+      acc0 = _mm256_add_ps(acc0, a0);
+      acc1 = _mm256_add_ps(acc1, a1);
+    }
+  }
+  for (; j < n; j += 8) {  // masked loads give 0 past the end
+    const __m256i mask = tail_mask(n - j < 8 ? n - j : 8);
+    const __m256 a0 = _mm256_maskload_ps(a + j, mask);
+    acc0 = b ? _mm256_fmadd_ps(a0, _mm256_maskload_ps(b + j, mask), acc0) : _mm256_add_ps(acc0, a0);
+  }
+  sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
+#endif
+  for (; j < n; ++j) sum += b ? a[j] * b[j] : a[j];
+  return sum;
 }
 
 // 1 / (1 + e^-x) without overflow: for x < 0 it is computed as e^x / (1 + e^x).

@@ -87,40 +87,21 @@ bool online_max_sum(const float* x, int64_t n, float inv_temp, float* e, float* 
   const int64_t block = block_size(n);
   max = -std::numeric_limits<float>::infinity();
   sum = 0.0f;
-  int nans = 0;  // NaN compares false with everything, so max alone would skip it
   for (int64_t begin = 0, b = 0; begin < n; begin += block, ++b) {
-    const int64_t end = std::min(n, begin + block);
-    float m = max;
-#pragma omp simd reduction(max : m) reduction(+ : nans)
-    for (int64_t j = begin; j < end; ++j) {
-      m = x[j] > m ? x[j] : m;
-      nans += x[j] != x[j];
-    }
-    if (nans > 0 || m == std::numeric_limits<float>::infinity()) return false;
+    const int64_t len = std::min(block, n - begin);
+    bool has_nan = false;
+    const float m = row_max(x + begin, len, has_nan);
+    if (has_nan || m == std::numeric_limits<float>::infinity()) return false;
     if (m > max) {
       sum *= fast_exp((max - m) * inv_temp);  // 0 while max is still -inf
       max = m;
     }
-    float s = 0.0f;
-    if (max == -std::numeric_limits<float>::infinity()) {  // all -inf so far
-      if (e) {
-        block_max[b] = max;  // the second pass scales by exp(-inf) = 0
-        std::fill(e + begin, e + end, 0.0f);
-      }
+    if (e) block_max[b] = max;  // all -inf so far: the second pass scales by exp(-inf) = 0
+    if (max == -std::numeric_limits<float>::infinity()) {
+      if (e) std::fill(e + begin, e + begin + len, 0.0f);
       continue;
     }
-    if (e) {
-      block_max[b] = max;
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = begin; j < end; ++j) {
-        e[j] = fast_exp((x[j] - max) * inv_temp);
-        s += e[j];
-      }
-    } else {
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = begin; j < end; ++j) s += fast_exp((x[j] - max) * inv_temp);
-    }
-    sum += s;
+    sum += row_exp_sum(x + begin, len, max, inv_temp, e ? e + begin : nullptr);
   }
   return std::isfinite(max);
 }
@@ -171,16 +152,13 @@ void softmax_backward(float* dinp, const float* out, const float* dout, int64_t 
     const float* y = out + r * n;
     const float* g = dout + r * n;
     float* dx = dinp + r * n;
-    float acc = 0.0f;
-    if (log) {
-#pragma omp simd reduction(+ : acc)
-      for (int64_t j = 0; j < n; ++j) acc += g[j];
+    if (log) {  // dx = (g - softmax * sum g) / T
+      const float acc = row_dot(g, nullptr, n);
       add_or_store(dx, n, accumulate,
-                   [&](int64_t j) { return (g[j] - fast_exp(y[j]) * acc) * inv_temp; });
-    } else {
-#pragma omp simd reduction(+ : acc)
-      for (int64_t j = 0; j < n; ++j) acc += g[j] * y[j];
-      add_or_store(dx, n, accumulate, [&](int64_t j) { return y[j] * (g[j] - acc) * inv_temp; });
+                   [=](int64_t j) { return (g[j] - fast_exp(y[j]) * acc) * inv_temp; });
+    } else {  // dx = y (g - sum g y) / T
+      const float acc = row_dot(g, y, n);
+      add_or_store(dx, n, accumulate, [=](int64_t j) { return y[j] * (g[j] - acc) * inv_temp; });
     }
   }
 }

@@ -91,7 +91,7 @@ TEST(Softmax, RowsSumToOneAlongAnyDim) {
 
 TEST(Softmax, FastKernelMatchesNaive) {
   Generator gen(2);
-  for (int64_t n : {1, 7, 10, 33, 1000}) {
+  for (int64_t n : {1, 7, 8, 10, 16, 17, 33, 1000, 2500}) {
     Tensor x = randn({17, n}, gen) * 10.0f;
     if (n > 1) x.set({3, 0}, -kInf);  // one -inf in a row (a row of only -inf is an error)
     for (bool log : {false, true}) {
@@ -127,6 +127,44 @@ TEST(Softmax, FastKernelMatchesNaive) {
       }
     }
   }
+}
+
+// The fast forward reads a row once, block by block (1024 elements), rescaling
+// the running sum when a later block has a larger maximum: rows whose maximum
+// comes late, whose first block is all -inf, or whose values span a large
+// range must match the three-pass reference.
+TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
+  Generator gen(7);
+  const int64_t n = 5000;
+  Tensor x = randn({4, n}, gen);
+  for (int64_t j = 0; j < n; ++j) {
+    x.set({0, j}, static_cast<double>(j) * 0.01);  // rising: every block raises the max
+    if (j < 1500) x.set({1, j}, -kInf);            // first block (and a half) all -inf
+    x.set({2, j}, x.at({2, j}) * 30.0 - 200.0);    // a wide, negative range
+  }
+  x.set({3, n - 1}, 80.0);  // one large value at the very end
+  for (bool log : {false, true}) {
+    Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
+    ASSERT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 4, n, 1.0f, log), -1);
+    ASSERT_EQ(cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 4, n, 1, 1.0f, log),
+              -1);
+    std::vector<float> f = fast.to_vector(), g = naive.to_vector();
+    for (size_t i = 0; i < f.size(); ++i) {
+      if (std::isinf(g[i]))
+        EXPECT_EQ(f[i], g[i]) << "element " << i;
+      else
+        EXPECT_NEAR(f[i], g[i], (log ? 2e-5f : 1e-7f) + 1e-5f * std::abs(g[i])) << "element " << i;
+    }
+  }
+  for (int64_t r = 0; r < 4; ++r) {
+    std::vector<float> row(x.data<float>() + r * n, x.data<float>() + (r + 1) * n);
+    double max = -kInf, sum = 0.0;
+    for (float v : row) max = std::max<double>(max, v);
+    for (float v : row) sum += std::exp(v - max);
+    EXPECT_NEAR(cpu::row_logsumexp(row.data(), n), max + std::log(sum), 1e-4);
+  }
+  std::vector<float> with_nan = {1.0f, std::numeric_limits<float>::quiet_NaN(), 2.0f};
+  EXPECT_TRUE(std::isnan(cpu::row_logsumexp(with_nan.data(), 3)));
 }
 
 // The first backward into x writes a fresh gradient; later ones add to it.
