@@ -5,6 +5,8 @@
 #include "autograd/gradcheck.h"
 #include "autograd/graphviz.h"
 #include "autograd/node.h"
+#include "calib/metrics.h"
+#include "calib/temperature_scaling.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/factory.h"
