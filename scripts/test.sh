@@ -31,6 +31,7 @@ rm -rf "$ckpt_dir"
 build/examples/custom_function --smoke
 build/examples/temperature --smoke
 build/examples/multilabel --smoke
+build/examples/calibrate --smoke --data "$fixtures/mnist_subset" --threads 1
 build/examples/mnist_lenet --smoke --data "$fixtures/mnist_subset"
 build/examples/mnist_cnn --smoke --data "$fixtures/mnist_subset"
 # CIFAR-10 from the shared copy beside the repository when there is one (CI has it).

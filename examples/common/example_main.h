@@ -7,6 +7,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -34,5 +36,30 @@ void apply_common_flags(const CommonFlags& flags);
 
 // Prints metrics as one JSON line on stdout and writes it to --metrics-out.
 void report_metrics(const CommonFlags& flags, const nlohmann::json& metrics);
+
+// A directory made by mkdtemp and removed, with what is in it, at the end of scope
+// (for --smoke runs that write files).
+class TemporaryDir {
+ public:
+  TemporaryDir() = default;
+  TemporaryDir(const TemporaryDir&) = delete;
+  TemporaryDir& operator=(const TemporaryDir&) = delete;
+  ~TemporaryDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  // Makes the directory from a mkdtemp template ("name_XXXXXX") in the system's
+  // temporary directory and returns its path.
+  const std::filesystem::path& make(const std::string& name_template) {
+    std::string path = std::filesystem::temp_directory_path() / name_template;
+    BRIDLE_CHECK(mkdtemp(path.data()) != nullptr, "cannot make a temporary directory '{}'", path);
+    return path_ = path;
+  }
+  // Empty until make().
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 }  // namespace bridle::examples

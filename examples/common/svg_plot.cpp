@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -100,6 +101,7 @@ struct Scale {
 struct LegendEntry {
   std::string label, color;
   bool line = false, dashed = false;
+  double opacity = 1.0;  // of a filled swatch
 };
 
 // Horizontal reference lines labelled in the legend: a dashed swatch each.
@@ -168,9 +170,10 @@ void draw_legend(std::string& out, const Rect& inner, const std::vector<LegendEn
           num(x + 8), num(cy), num(x + 30), num(cy), e.color,
           e.dashed ? " stroke-dasharray=\"6 4\"" : "");
     else
-      out +=
-          fmt::format("<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"14\" rx=\"2\" fill=\"{}\"/>\n",
-                      num(x + 12), num(cy - 7), e.color);
+      out += fmt::format(
+          "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"14\" rx=\"2\" fill=\"{}\"{}/>\n",
+          num(x + 12), num(cy - 7), e.color,
+          e.opacity < 1 ? fmt::format(" fill-opacity=\"{}\"", e.opacity) : "");
     out += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"{}\" fill=\"#333333\">{}</text>\n",
                        num(x + 36), num(cy + 4), kLegendFont, escape(e.label));
   }
@@ -248,9 +251,20 @@ void draw_axis_lines(std::string& out, const Rect& r) {
 }  // namespace
 
 void Figure::draw(const Rect& area, const LinePlot& plot) {
-  BRIDLE_CHECK(!plot.series.empty(), "svg::Figure: the line plot '{}' has no series", plot.title);
+  BRIDLE_CHECK(!plot.series.empty() || !plot.boxes.empty(),
+               "svg::Figure: the line plot '{}' has no series", plot.title);
   double x_lo = plot.x_min, x_hi = plot.x_max, y_lo = plot.y_min, y_hi = plot.y_max;
   double dx_lo = INFINITY, dx_hi = -INFINITY, dy_lo = INFINITY, dy_hi = -INFINITY;
+  for (const auto& b : plot.boxes) {
+    const size_t n = b.x0.size();
+    BRIDLE_CHECK(b.x1.size() == n && b.y0.size() == n && b.y1.size() == n,
+                 "svg::Figure: box series '{}' has {} x0, {} x1, {} y0 and {} y1 values", b.label,
+                 n, b.x1.size(), b.y0.size(), b.y1.size());
+    for (size_t i = 0; i < n; ++i) {
+      dx_lo = std::min({dx_lo, b.x0[i], b.x1[i]}), dx_hi = std::max({dx_hi, b.x0[i], b.x1[i]});
+      dy_lo = std::min({dy_lo, b.y0[i], b.y1[i]}), dy_hi = std::max({dy_hi, b.y0[i], b.y1[i]});
+    }
+  }
   for (const auto& s : plot.series) {
     BRIDLE_CHECK(s.x.size() == s.y.size(), "svg::Figure: series '{}' has {} x but {} y values",
                  s.label, s.x.size(), s.y.size());
@@ -270,10 +284,16 @@ void Figure::draw(const Rect& area, const LinePlot& plot) {
                plot.title, x_lo, x_hi, y_lo, y_hi, plot.log_x ? " (log x needs x > 0)" : "");
 
   std::vector<LegendEntry> legend;
-  std::vector<std::string> colors;
+  std::vector<std::string> colors, box_colors;
+  for (size_t i = 0; i < plot.boxes.size(); ++i) {
+    const auto& b = plot.boxes[i];
+    box_colors.push_back(b.color.empty() ? color(i) : b.color);
+    if (plot.legend && !b.label.empty())
+      legend.push_back({b.label, box_colors.back(), false, false, b.opacity});
+  }
   for (size_t i = 0; i < plot.series.size(); ++i) {
     const auto& s = plot.series[i];
-    colors.push_back(s.color.empty() ? color(i) : s.color);
+    colors.push_back(s.color.empty() ? color(plot.boxes.size() + i) : s.color);
     if (plot.legend && !s.label.empty()) legend.push_back({s.label, colors.back(), true, s.dashed});
   }
   if (plot.legend) add_ref_entries(legend, plot.ref_lines);
@@ -303,6 +323,20 @@ void Figure::draw(const Rect& area, const LinePlot& plot) {
       "<clipPath id=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath>\n", clip,
       num(r.x), num(r.y), num(r.width), num(r.height));
   out += fmt::format("<g clip-path=\"url(#{})\">\n", clip);
+  for (size_t i = 0; i < plot.boxes.size(); ++i) {
+    const auto& b = plot.boxes[i];
+    const std::string style = fmt::format(
+        "fill=\"{}\"{}{}", box_colors[i],
+        b.opacity < 1 ? fmt::format(" fill-opacity=\"{}\"", b.opacity) : "",
+        b.stroke.empty() ? "" : fmt::format(" stroke=\"{}\" stroke-width=\"1\"", b.stroke));
+    for (size_t k = 0; k < b.x0.size(); ++k) {
+      const double xa = axes.x(b.x0[k]), xb = axes.x(b.x1[k]);
+      const double ya = axes.y(b.y0[k]), yb = axes.y(b.y1[k]);
+      out += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" {}/>\n",
+                         num(std::min(xa, xb)), num(std::min(ya, yb)), num(std::abs(xb - xa)),
+                         num(std::abs(yb - ya)), style);
+    }
+  }
   for (size_t i = 0; i < plot.series.size(); ++i) {
     const auto& s = plot.series[i];
     std::string points;
@@ -403,6 +437,16 @@ void Figure::save(const std::string& path) const {
   out << str();
   out.close();
   BRIDLE_CHECK(out.good(), "svg::Figure::save: writing '{}' failed", path);
+}
+
+bool is_complete_svg(const std::string& path) {
+  std::ifstream in(path);
+  if (!in.good()) return false;
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string s = text.str();
+  return s.size() > 2000 && s.rfind("<?xml", 0) == 0 && s.find("<svg") != std::string::npos &&
+         s.find("</svg>") != std::string::npos;
 }
 
 }  // namespace bridle::examples::svg

@@ -9,6 +9,9 @@
 //   figure.draw({20, 50, 920, 410}, plot);
 //   figure.save("out/temperature.svg");   // throws bridle::Error if it cannot write
 //
+// A line plot can also hold boxes (filled rectangles in data coordinates, drawn
+// under the lines): histogram bars, shaded gaps or bands.
+//
 // Plots get gridlines, ticks at "nice" values (1, 2, 5 x 10^k; on a log axis the
 // same steps over the decades), axis labels and a legend. Colors default to the
 // Tableau 10 palette. Text is escaped; UTF-8 (e.g. "τ") is fine. No dependencies.
@@ -45,6 +48,16 @@ struct RefLine {
   bool in_legend = false;  // horizontal lines only: label it in the legend
 };
 
+// Filled rectangles [x0[i], x1[i]] x [y0[i], y1[i]] in data coordinates, one
+// legend entry for all of them.
+struct BoxSeries {
+  std::string label = {};  // in the legend (a filled swatch); empty: not listed
+  std::vector<double> x0 = {}, x1 = {}, y0 = {}, y1 = {};
+  std::string color = {};   // the fill; empty: the palette's next color
+  double opacity = 1.0;     // of the fill
+  std::string stroke = {};  // an outline color; empty: none
+};
+
 struct LinePlot {
   std::string title = {}, x_label = {}, y_label = {};
   bool log_x = false;
@@ -56,6 +69,7 @@ struct LinePlot {
   std::vector<LineSeries> series = {};
   std::vector<RefLine> ref_lines = {};
   bool legend = true;
+  std::vector<BoxSeries> boxes = {};  // drawn under the series; a plot needs series or boxes
 };
 
 // Bars grouped by category: one bar per series in each group.
@@ -94,5 +108,9 @@ class Figure {
   std::string body_;
   int clip_count_ = 0;  // ids for the plots' clip paths
 };
+
+// True when path holds a whole SVG document of a plausible size (a figure that
+// was written out, not cut short): for the examples' --smoke checks.
+bool is_complete_svg(const std::string& path);
 
 }  // namespace bridle::examples::svg

@@ -13,6 +13,8 @@
 // Checkpoints (common/checkpointing.h): --save ckpt.h5 writes one after every
 // epoch; --resume ckpt.h5 continues that run, and with the same flags ends with
 // the same figures as the uninterrupted run; --eval ckpt.h5 only evaluates.
+#include "models/mnist_mlp.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -27,26 +29,6 @@
 #include "common/example_main.h"
 
 using namespace bridle;
-
-// The model. Layer names become parameter names: fc1.weight, fc1.bias, ...
-class Mlp : public Module {
- public:
-  Mlp() : Module("Mlp") {
-    fc1_ = register_module("fc1", std::make_shared<Linear>(784, 512));
-    fc2_ = register_module("fc2", std::make_shared<Linear>(512, 512));
-    fc3_ = register_module("fc3", std::make_shared<Linear>(512, 10));
-  }
-  // images [B, 1, 28, 28] -> logits [B, 10]
-  Tensor forward(const Tensor& images) override {
-    Tensor x = flatten(images);
-    x = relu(fc1_->forward(x));
-    x = relu(fc2_->forward(x));
-    return fc3_->forward(x);
-  }
-
- private:
-  std::shared_ptr<Linear> fc1_, fc2_, fc3_;
-};
 
 int main(int argc, char** argv) {
   CLI::App app{"Train a 784-512-512-10 MLP on MNIST"};
@@ -71,7 +53,7 @@ int main(int argc, char** argv) {
     DataLoader& train_loader = *data.train;
     DataLoader& test_loader = *data.test;
 
-    Mlp model;
+    models::Mlp model;
     spdlog::info("model: {} parameters\n{}", model.num_parameters(), model.str());
     SGD optimizer(model.parameters(), {.lr = flags.lr, .momentum = momentum});
     nlohmann::json config = examples::run_config(flags);

@@ -153,30 +153,10 @@ svg::Figure make_figure(const std::vector<float>& logits, const std::vector<std:
 
 // A written figure: a whole SVG document of a plausible size.
 void check_svg(const std::string& path) {
-  std::ifstream in(path);
-  BRIDLE_CHECK(in.good(), "temperature: the figure '{}' was not written", path);
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string s = text.str();
-  BRIDLE_CHECK(s.size() > 2000 && s.rfind("<?xml", 0) == 0 && s.find("<svg") != std::string::npos &&
-                   s.find("</svg>") != std::string::npos,
-               "temperature: '{}' is not a complete SVG document ({} bytes)", path, s.size());
+  BRIDLE_CHECK(svg::is_complete_svg(path),
+               "temperature: the figure '{}' was not written, or is not a complete SVG document",
+               path);
 }
-
-// A directory made by mkdtemp and removed, with what is in it, at the end of scope.
-struct TemporaryDir {
-  std::filesystem::path path;
-  const std::filesystem::path& make(const std::string& name_template) {
-    std::string templ = std::filesystem::temp_directory_path() / name_template;
-    BRIDLE_CHECK(mkdtemp(templ.data()) != nullptr,
-                 "temperature: cannot make a temporary directory '{}'", templ);
-    return path = templ;
-  }
-  ~TemporaryDir() {
-    std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
-  }
-};
 
 }  // namespace
 
@@ -302,7 +282,7 @@ int main(int argc, char** argv) {
 
     // The figure: into --out, or a temporary directory for a smoke run without one.
     std::filesystem::path dir = out_dir;
-    TemporaryDir temporary;
+    examples::TemporaryDir temporary;
     if (flags.smoke && out_opt->count() == 0) dir = temporary.make("bridle_temperature_XXXXXX");
     const std::string svg_path = (dir / "temperature.svg").string();
     make_figure(logits, names, bars, sweep_taus, sweep).save(svg_path);
@@ -315,7 +295,7 @@ int main(int argc, char** argv) {
                                      {"hardmax_error", hardmax_error},
                                      {"uniform_error", uniform_error},
                                      {"entropy_nats", entropies},
-                                     {"svg", temporary.path.empty() ? svg_path : ""},
+                                     {"svg", temporary.path().empty() ? svg_path : ""},
                                      {"smoke", flags.smoke}});
     return hardmax_ok && uniform_ok ? 0 : 1;
   } catch (const std::exception& e) {

@@ -125,7 +125,8 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptio
                dtype_name(DTypeOf<T>::value), dtype_name(options.dtype));
   bool requires_grad = options.requires_grad;
   Tensor t = Tensor::empty(s, options.with_requires_grad(false));
-  std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
+  if (!values.empty())  // an empty vector's data() may be null, which memcpy forbids
+    std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
   if (requires_grad) t.set_requires_grad();
   return t;
 }

@@ -104,6 +104,12 @@ TEST(Tensor, ConversionsAndFill) {
   expect_close(u, {3, 3, 3});
 }
 
+TEST(Tensor, EmptyFromVector) {
+  Tensor empty = from_vector(std::vector<int64_t>{});
+  EXPECT_EQ(empty.shape(), (Shape{0}));
+  EXPECT_EQ(from_vector(std::vector<float>{}, {0, 3}).numel(), 0);
+}
+
 TEST(Tensor, ErrorsNameTheProblem) {
   expect_error(
       [] {

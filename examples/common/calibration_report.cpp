@@ -1,0 +1,206 @@
+// Temperature scaling and the calibration report at the end of training; see
+// calibration_report.h. The metrics are lib/calib/metrics.h, the fit
+// lib/calib/temperature_scaling.h, the figure common/svg_plot.h.
+#include "common/calibration_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <vector>
+
+#include "common/svg_plot.h"
+
+namespace bridle::examples {
+namespace {
+
+namespace svg = bridle::examples::svg;
+
+constexpr const char* kAccuracyColor = "#4e79a7";
+constexpr const char* kGapColor = "#e15759";
+constexpr const char* kDiagonalColor = "#555555";
+
+std::string percent(double v) { return std::isnan(v) ? "-" : fmt::format("{:.2f}%", 100 * v); }
+
+// One panel: the reliability diagram on top, the confidence histogram under it.
+void draw_panel(svg::Figure& figure, double x, const std::string& title,
+                const CalibrationReport& report, int64_t n) {
+  svg::LinePlot reliability{.title = title,
+                            .x_label = "",
+                            .y_label = "accuracy",
+                            .x_min = 0,
+                            .x_max = 1,
+                            .y_min = 0,
+                            .y_max = 1,
+                            .legend = false};
+  svg::BoxSeries bars{.label = "accuracy", .color = kAccuracyColor, .stroke = "#2f4b6b"};
+  svg::BoxSeries gaps{.label = "gap", .color = kGapColor, .opacity = 0.35, .stroke = kGapColor};
+  svg::LinePlot histogram{.title = "",
+                          .x_label = "confidence (top probability)",
+                          .y_label = "share",
+                          .x_min = 0,
+                          .x_max = 1,
+                          .y_min = 0,
+                          .legend = false};
+  svg::BoxSeries shares{
+      .label = "share of samples", .color = "#9c9c9c", .opacity = 0.6, .stroke = "#666666"};
+  double top_share = 0, mean_confidence = 0;
+  for (const CalibrationBin& b : report.bins) {
+    if (b.count == 0) continue;
+    const double share = static_cast<double>(b.count) / n;
+    top_share = std::max(top_share, share);
+    mean_confidence += share * b.confidence;
+    for (svg::BoxSeries* s : {&bars, &gaps, &shares}) {
+      s->x0.push_back(b.lower);
+      s->x1.push_back(b.upper);
+    }
+    bars.y0.push_back(0), bars.y1.push_back(b.accuracy);
+    gaps.y0.push_back(b.accuracy), gaps.y1.push_back(b.confidence);
+    shares.y0.push_back(0), shares.y1.push_back(share);
+  }
+  reliability.boxes = {bars, gaps};
+  reliability.series.push_back({.label = "perfect calibration",
+                                .x = {0, 1},
+                                .y = {0, 1},
+                                .color = kDiagonalColor,
+                                .width = 1.5,
+                                .dashed = true});
+  figure.draw({x, 84, 520, 420}, reliability);
+
+  histogram.y_max = std::max(top_share * 1.1, 1e-3);
+  histogram.boxes = {shares};
+  histogram.ref_lines = {{.value = report.accuracy, .vertical = true, .color = kAccuracyColor},
+                         {.value = mean_confidence, .vertical = true, .color = kGapColor}};
+  figure.draw({x, 504, 520, 200}, histogram);
+}
+
+void write_figure(const std::string& path, const std::string& name, double temperature,
+                  const CalibrationReport& before, const CalibrationReport& after, int64_t n,
+                  int num_bins) {
+  svg::Figure figure(
+      1100, 720,
+      fmt::format("Reliability of {} on the test set ({} samples, {} bins)", name, n, num_bins));
+  figure.text(550, 54,
+              "blue: accuracy in each confidence bin; red: its gap to the diagonal (perfect "
+              "calibration). Histograms: share of samples per bin,",
+              12, "middle", "#666666");
+  figure.text(550, 70,
+              "with the accuracy (blue) and mean confidence (red) as dashed lines: above the "
+              "diagonal is underconfident, below it overconfident",
+              12, "middle", "#666666");
+  draw_panel(figure, 20, fmt::format("Before (T = 1): ECE {}", percent(before.ece)), before, n);
+  draw_panel(figure, 560,
+             fmt::format("After temperature scaling (T = {:.3f}): ECE {}", temperature,
+                         percent(after.ece)),
+             after, n);
+  figure.save(path);
+}
+
+}  // namespace
+
+SplitLogits collect_logits(Module& model, DataLoader& loader) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<Tensor> logits, labels;
+  for (Batch& batch : loader.epoch(0)) {
+    logits.push_back(model.forward(batch.inputs).to(Device::cpu()));
+    labels.push_back(batch.targets.to(Device::cpu()));
+  }
+  model.train(was_training);
+  BRIDLE_CHECK(!logits.empty(), "collect_logits: the loader has no batches");
+  return {cat(logits, 0), cat(labels, 0)};
+}
+
+nlohmann::json CalibrationResult::json() const {
+  return {{"temperature", fit.temperature},
+          {"heldout_nll_before", fit.nll_before},
+          {"heldout_nll_after", fit.nll_after},
+          {"test_accuracy_before", before.accuracy},
+          {"test_accuracy_after", after.accuracy},
+          {"test_nll_before", before.nll},
+          {"test_nll_after", after.nll},
+          {"test_brier_before", before.brier},
+          {"test_brier_after", after.brier},
+          {"test_ece_before", before.ece},
+          {"test_ece_after", after.ece},
+          {"test_mce_before", before.mce},
+          {"test_mce_after", after.mce},
+          {"test_classwise_ece_before", before.classwise_ece},
+          {"test_classwise_ece_after", after.classwise_ece},
+          {"test_flagged_before", uncertain_before.flagged_fraction},
+          {"test_flagged_after", uncertain_after.flagged_fraction}};
+}
+
+CalibrationResult report_calibration(const SplitLogits& held_out, const SplitLogits& test,
+                                     const CalibrationReportOptions& options) {
+  CalibrationResult result;
+  // T comes from the held-out split only: fitted on the test set, the "after"
+  // figures would be optimistic.
+  TemperatureScaling scaler;
+  result.fit = scaler.fit(held_out.logits, held_out.labels);
+  Tensor scaled;
+  {
+    NoGradGuard no_grad;
+    scaled = scaler.forward(test.logits);
+  }
+  const Tensor p_before = probabilities_from_logits(test.logits);
+  const Tensor p_after = probabilities_from_logits(scaled);
+  const bridle::CalibrationOptions bins{.num_bins = options.num_bins};
+  result.before = calibration_report(p_before, test.labels, bins);
+  result.after = calibration_report(p_after, test.labels, bins);
+  result.uncertain_before = flag_uncertain(p_before, test.labels, options.uncertain_threshold);
+  result.uncertain_after = flag_uncertain(p_after, test.labels, options.uncertain_threshold);
+
+  const std::filesystem::path dir = options.out_dir;
+  result.svg_path = (dir / (options.prefix + "_reliability.svg")).string();
+  result.csv_before = (dir / (options.prefix + "_bins_before.csv")).string();
+  result.csv_after = (dir / (options.prefix + "_bins_after.csv")).string();
+  const int64_t n = test.labels.numel();
+  write_figure(result.svg_path, options.name, result.fit.temperature, result.before, result.after,
+               n, options.num_bins);
+  write_bins_csv(result.csv_before, result.before.bins);
+  write_bins_csv(result.csv_after, result.after.bins);
+
+  if (options.print) {
+    const TemperatureFit& fit = result.fit;
+    fmt::print(
+        "\ncalibration of {}: T = {:.4f}, fitted on {} held-out samples (NLL {:.4f} -> {:.4f}, "
+        "{} Newton steps{})\n",
+        options.name, fit.temperature, held_out.labels.numel(), fit.nll_before, fit.nll_after,
+        fit.iterations, fit.converged ? "" : ", not converged");
+    fmt::print("  {:<34}{:>14}{:>14}\n", fmt::format("test set ({} samples)", n), "before",
+               "after");
+    fmt::print("  {}\n", std::string(62, '-'));
+    auto row = [](const std::string& name, const std::string& a, const std::string& b) {
+      fmt::print("  {:<34}{:>14}{:>14}\n", name, a, b);
+    };
+    auto number = [](double v) { return fmt::format("{:.4f}", v); };
+    const CalibrationReport &b = result.before, &a = result.after;
+    const UncertaintyReport &ub = result.uncertain_before, &ua = result.uncertain_after;
+    row("temperature T", "1", fmt::format("{:.4f}", fit.temperature));
+    row("accuracy", percent(b.accuracy), percent(a.accuracy));
+    row("NLL (nats)", number(b.nll), number(a.nll));
+    row("Brier score", number(b.brier), number(a.brier));
+    row(fmt::format("ECE ({} bins)", options.num_bins), percent(b.ece), percent(a.ece));
+    row("MCE", percent(b.mce), percent(a.mce));
+    row("classwise ECE", percent(b.classwise_ece), percent(a.classwise_ece));
+    row(fmt::format("flagged uncertain (p < {:g})", options.uncertain_threshold),
+        percent(ub.flagged_fraction), percent(ua.flagged_fraction));
+    row("  accuracy of the flagged", percent(ub.flagged_accuracy), percent(ua.flagged_accuracy));
+    row("  accuracy of the rest", percent(ub.unflagged_accuracy), percent(ua.unflagged_accuracy));
+    fmt::print("  figure: {}\n  bins:   {}, {}\n", result.svg_path, result.csv_before,
+               result.csv_after);
+  }
+  return result;
+}
+
+CalibrationResult report_calibration(Module& model, DataLoader& held_out, DataLoader& test,
+                                     const CalibrationReportOptions& options) {
+  const SplitLogits held_out_logits = collect_logits(model, held_out);
+  const SplitLogits test_logits = collect_logits(model, test);
+  return report_calibration(held_out_logits, test_logits, options);
+}
+
+}  // namespace bridle::examples
