@@ -2,8 +2,11 @@
 // search, never raises the held-out NLL, travels in checkpoints as a buffer, and
 // refuses bad inputs.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
+#include <string>
 
 #include "../test_util.h"
 
@@ -97,6 +100,33 @@ TEST(CalibrationTemperature, ModuleAppliesAndStoresTheTemperature) {
   // The argmax, and so the accuracy, never changes.
   Tensor before = argmax(logits, 1), after = argmax(calibrator(logits), 1);
   EXPECT_EQ(before.to(DType::kFloat32).to_vector(), after.to(DType::kFloat32).to_vector());
+}
+
+// A model that owns its calibrator saves and restores T with its weights.
+TEST(CalibrationTemperature, TravelsInTheModelCheckpoint) {
+  struct Calibrated : Module {
+    std::shared_ptr<Linear> fc;
+    std::shared_ptr<TemperatureScaling> calibrator;
+    Calibrated() : Module("Calibrated") {
+      fc = register_module("fc", std::make_shared<Linear>(3, 4));
+      calibrator = register_module("calibrator", std::make_shared<TemperatureScaling>());
+    }
+    Tensor forward(const Tensor& x) override { return calibrator->forward(fc->forward(x)); }
+  };
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("bridle_calibrated_" + std::to_string(::getpid()) + ".h5"))
+                               .string();
+  Calibrated saved;
+  saved.calibrator->set_temperature(2.5);
+  save_checkpoint(path, {.model = &saved, .with_default_generator = false});
+  Calibrated loaded;
+  EXPECT_EQ(loaded.calibrator->temperature(), 1.0);
+  Checkpoint into{.model = &loaded, .with_default_generator = false};
+  load_checkpoint(path, into);
+  std::filesystem::remove(path);
+  EXPECT_EQ(loaded.calibrator->temperature(), 2.5);
+  Tensor x = from_vector({1.0f, -2.0f, 0.5f}, {1, 3});
+  expect_close(loaded(x), saved(x), 0.0f, 0.0f);
 }
 
 TEST(CalibrationTemperature, BadInputsAreClearErrors) {
