@@ -25,7 +25,11 @@ fixtures=tests/fixtures
 build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset"
 ckpt_dir=$(mktemp -d)
 build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --save "$ckpt_dir/mlp.h5"
-build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --eval "$ckpt_dir/mlp.h5"
+build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --eval "$ckpt_dir/mlp.h5" \
+  --export-predictions "$ckpt_dir/test_predictions.csv"
+# The subset's 500 test images: a header and 500 rows of a label, 10 logits and 10 probabilities.
+test "$(wc -l < "$ckpt_dir/test_predictions.csv")" -eq 501
+test "$(head -2 "$ckpt_dir/test_predictions.csv" | tail -1 | tr ',' '\n' | wc -l)" -eq 21
 if python3 -c "import h5py" 2>/dev/null; then python3 scripts/inspect_checkpoint.py "$ckpt_dir/mlp.h5"; fi
 rm -rf "$ckpt_dir"
 build/examples/custom_function --smoke

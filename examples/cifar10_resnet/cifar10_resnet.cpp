@@ -36,8 +36,10 @@ int main(int argc, char** argv) {
   int warmup_epochs = 2;
   float weight_decay = 5e-4f;
   examples::CheckpointFlags checkpoint_flags;
+  examples::CalibrationFlags calibration_flags;
   examples::add_common_flags(app, flags);
   examples::add_checkpoint_flags(app, checkpoint_flags);
+  examples::add_calibration_flags(app, calibration_flags);
   app.add_option("--recipe", recipe, "resnet20 (the full schedule) or quick")
       ->capture_default_str()
       ->check(CLI::IsMember({"resnet20", "quick"}));
@@ -50,7 +52,7 @@ int main(int argc, char** argv) {
   if (app.count("--warmup-epochs") == 0) warmup_epochs = recipe == "quick" ? 1 : 2;
   try {
     examples::apply_common_flags(flags);
-    examples::Loaders data = examples::cifar10_loaders(flags);
+    examples::Loaders data = examples::cifar10_loaders(flags, true, calibration_flags.held_out);
     CifarResNet model(3);
     spdlog::info("recipe {}: {} parameters\n{}", recipe, model.num_parameters(), model.str());
     SGD optimizer(
@@ -66,6 +68,8 @@ int main(int argc, char** argv) {
                                 .optimizer = &optimizer,
                                 .train_loader = data.train.get(),
                                 .test_loader = data.test.get(),
+                                .held_out_loader = data.held_out.get(),
+                                .calibration = calibration_flags,
                                 .epochs = flags.smoke ? 1 : flags.epochs,
                                 .lr_at =
                                     [&](int64_t step, int64_t total) {

@@ -6,10 +6,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <vector>
 
+#include "common/example_main.h"
 #include "common/svg_plot.h"
 
 namespace bridle::examples {
@@ -201,6 +203,112 @@ CalibrationResult report_calibration(Module& model, DataLoader& held_out, DataLo
   const SplitLogits held_out_logits = collect_logits(model, held_out);
   const SplitLogits test_logits = collect_logits(model, test);
   return report_calibration(held_out_logits, test_logits, options);
+}
+
+std::vector<CalibratorRow> compare_calibrators(const SplitLogits& held_out, const SplitLogits& test,
+                                               int num_bins, bool print) {
+  const int64_t classes = held_out.logits.size(1);
+  const bridle::CalibrationOptions bins{.num_bins = num_bins};
+  std::vector<CalibratorRow> rows;
+  rows.push_back(
+      {"none", calibration_report(probabilities_from_logits(test.logits), test.labels, bins)});
+  // Each calibrator: fit on the held-out logits, then the test probabilities.
+  auto add = [&](const std::string& name, auto&& fit_and_apply) {
+    const auto start = std::chrono::steady_clock::now();
+    Tensor probs = fit_and_apply();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    rows.push_back({name, calibration_report(probs, test.labels, bins), seconds});
+  };
+  add("temperature scaling", [&] {
+    TemperatureScaling calibrator;
+    calibrator.fit(held_out.logits, held_out.labels);
+    return probabilities_from_logits(calibrator.forward(test.logits));
+  });
+  add("vector scaling", [&] {
+    VectorScaling calibrator(classes);
+    calibrator.fit(held_out.logits, held_out.labels);
+    return calibrator.calibrated_probabilities(test.logits);
+  });
+  add("matrix scaling", [&] {
+    MatrixScaling calibrator(classes);
+    calibrator.fit(held_out.logits, held_out.labels);
+    return calibrator.calibrated_probabilities(test.logits);
+  });
+  add(fmt::format("histogram binning ({})", num_bins), [&] {
+    HistogramBinning calibrator(classes, num_bins);
+    calibrator.fit(held_out.logits, held_out.labels);
+    return calibrator.calibrated_probabilities(test.logits);
+  });
+  add("isotonic regression", [&] {
+    IsotonicCalibration calibrator(classes);
+    calibrator.fit(held_out.logits, held_out.labels);
+    return calibrator.calibrated_probabilities(test.logits);
+  });
+  if (print) {
+    fmt::print("\ncalibrators fitted on {} held-out samples, judged on {} test samples\n",
+               held_out.labels.numel(), test.labels.numel());
+    fmt::print("  {:<26}{:>10}{:>9}{:>9}{:>9}{:>9}{:>13}{:>8}\n", "calibrator", "accuracy", "NLL",
+               "Brier", "ECE", "MCE", "classwise", "fit s");
+    fmt::print("  {}\n", std::string(93, '-'));
+    for (const CalibratorRow& row : rows) {
+      const CalibrationReport& r = row.test;
+      fmt::print("  {:<26}{:>10}{:>9.4f}{:>9.4f}{:>9}{:>9}{:>13}{:>8.2f}\n", row.name,
+                 percent(r.accuracy), r.nll, r.brier, percent(r.ece), percent(r.mce),
+                 percent(r.classwise_ece), row.fit_seconds);
+    }
+  }
+  return rows;
+}
+
+nlohmann::json calibrator_rows_json(const std::vector<CalibratorRow>& rows) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const CalibratorRow& row : rows)
+    out[row.name] = {{"accuracy", row.test.accuracy}, {"nll", row.test.nll},
+                     {"brier", row.test.brier},       {"ece", row.test.ece},
+                     {"mce", row.test.mce},           {"classwise_ece", row.test.classwise_ece}};
+  return out;
+}
+
+void add_calibration_flags(CLI::App& app, CalibrationFlags& flags) {
+  app.add_option("--heldout", flags.held_out,
+                 "The last this many training images are held out to fit the temperature (0: "
+                 "train on all, no calibration report)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--report-dir", flags.report_dir,
+                 "Directory for the reliability diagram (SVG) and the bins (CSV)")
+      ->capture_default_str();
+  app.add_option("--export-predictions", flags.export_predictions,
+                 "Write the test set's logits, labels and probabilities here (.h5 or .csv)");
+}
+
+nlohmann::json calibrate_at_end(Module& model, DataLoader* held_out, DataLoader& test,
+                                const CalibrationFlags& flags, const std::string& example,
+                                bool smoke) {
+  const SplitLogits test_logits = collect_logits(model, test);
+  if (!flags.export_predictions.empty()) {
+    save_predictions(flags.export_predictions, test_logits.logits, test_logits.labels);
+    fmt::print("test predictions: {}\n", flags.export_predictions);
+  }
+  if (held_out == nullptr) return nullptr;
+  TemporaryDir temporary;
+  std::filesystem::path dir = flags.report_dir;
+  if (smoke)
+    dir = temporary.make("bridle_" + example + "_XXXXXX");
+  else
+    std::filesystem::create_directories(dir);
+  const CalibrationResult result =
+      report_calibration(collect_logits(model, *held_out), test_logits,
+                         {.name = example, .out_dir = dir.string(), .prefix = example});
+  BRIDLE_CHECK(result.fit.nll_after <= result.fit.nll_before,
+               "{}: temperature scaling raised the held-out NLL from {} to {}", example,
+               result.fit.nll_before, result.fit.nll_after);
+  BRIDLE_CHECK(svg::is_complete_svg(result.svg_path),
+               "{}: the reliability diagram '{}' is incomplete", example, result.svg_path);
+  nlohmann::json json = result.json();
+  if (!smoke) json["figure"] = result.svg_path;
+  return json;
 }
 
 }  // namespace bridle::examples

@@ -18,6 +18,7 @@
 // The calibrate example (examples/calibrate) shows it on MNIST.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -60,5 +61,41 @@ CalibrationResult report_calibration(const SplitLogits& held_out, const SplitLog
 // The same, collecting the logits from model first.
 CalibrationResult report_calibration(Module& model, DataLoader& held_out, DataLoader& test,
                                      const CalibrationReportOptions& options = {});
+
+// Every calibrator of lib/calib fitted on held_out and judged on test, one row
+// each: temperature, vector and matrix scaling, histogram binning and isotonic
+// regression (and "none"). Only temperature scaling keeps the accuracy by
+// construction; the others may move the argmax.
+struct CalibratorRow {
+  std::string name;
+  CalibrationReport test;  // on the test split
+  double fit_seconds = 0;
+};
+std::vector<CalibratorRow> compare_calibrators(const SplitLogits& held_out, const SplitLogits& test,
+                                               int num_bins = 15, bool print = true);
+nlohmann::json calibrator_rows_json(const std::vector<CalibratorRow>& rows);
+
+// The calibration flags every classifier example has:
+//   --heldout N               the last N training images are not trained on; they
+//                             fit T at the end (0: train on all, no calibration)
+//   --report-dir DIR          where the reliability diagram and the bins go
+//   --export-predictions PATH the test set's logits, labels and probabilities, as
+//                             HDF5 (.h5) or CSV (.csv) (lib/io/predictions.h)
+struct CalibrationFlags {
+  int64_t held_out = 5000;
+  std::string report_dir = "reports";
+  std::string export_predictions;
+};
+void add_calibration_flags(CLI::App& app, CalibrationFlags& flags);
+
+// The end of a classifier example: fits T on held_out (skipped when null),
+// prints the report on test and writes its files to flags.report_dir (with
+// --smoke, to a temporary directory that is removed), and exports the test
+// predictions when asked. Returns cal.json() for the metrics line (null when
+// skipped). Throws if the figure came out incomplete or the fit raised the
+// held-out NLL, so a smoke run fails loudly.
+nlohmann::json calibrate_at_end(Module& model, DataLoader* held_out, DataLoader& test,
+                                const CalibrationFlags& flags, const std::string& example,
+                                bool smoke);
 
 }  // namespace bridle::examples

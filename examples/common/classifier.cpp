@@ -38,17 +38,21 @@ float warmup_cosine_lr(float peak, int64_t step, int64_t total_steps, int64_t wa
 int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_flags,
                    ClassifierRun& run) {
   Module& model = *run.model;
-  SGD& optimizer = *run.optimizer;
+  Optimizer& optimizer = *run.optimizer;
   if (!checkpoint_flags.eval.empty()) {
     const int64_t trained = load_weights(checkpoint_flags.eval, model);
     EvalResult result = evaluate_classifier(model, *run.test_loader);
+    nlohmann::json calibration = calibrate_at_end(model, run.held_out_loader, *run.test_loader,
+                                                  run.calibration, run.example, flags.smoke);
     report_metrics(flags, {{"example", run.example},
                            {"test_accuracy", result.accuracy},
                            {"test_nll", result.nll},
                            {"epochs", trained},
-                           {"eval", checkpoint_flags.eval}});
+                           {"eval", checkpoint_flags.eval},
+                           {"calibration", calibration}});
     return 0;
   }
+  run.config["heldout"] = run.held_out_loader ? run.held_out_loader->num_examples() : 0;
 
   Checkpoint checkpoint{.model = &model, .optimizer = &optimizer, .generators = run.generators};
   const int64_t first_epoch = resume(checkpoint_flags, checkpoint, run.config);
@@ -61,7 +65,7 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     for (Batch& batch : run.train_loader->epoch(epoch)) {
-      if (run.lr_at) optimizer.options().lr = run.lr_at(optimizer.step_count(), total_steps);
+      if (run.lr_at) optimizer.set_lr(run.lr_at(optimizer.step_count(), total_steps));
       optimizer.zero_grad();
       Tensor logits = model.forward(batch.inputs);
       Tensor loss = cross_entropy(logits, batch.targets);
@@ -86,11 +90,13 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
         "epoch {}/{}: loss {:.4f}, train accuracy {:.2f}%, test accuracy {:.2f}%, test nll {:.4f}, "
         "lr {:.4g}, {:.0f} images/s",
         epoch, run.epochs, loss_sum / seen, 100.0 * correct / seen, 100.0 * result.accuracy,
-        result.nll, optimizer.options().lr, seen / seconds);
+        result.nll, optimizer.lr(), seen / seconds);
     save_epoch(checkpoint_flags, checkpoint, epoch, run.config);
   }
   if (trained_examples == 0)
     result = evaluate_classifier(model, *run.test_loader);  // resumed a finished run
+  nlohmann::json calibration = calibrate_at_end(model, run.held_out_loader, *run.test_loader,
+                                                run.calibration, run.example, flags.smoke);
   report_metrics(flags,
                  {{"example", run.example},
                   {"test_accuracy", result.accuracy},
@@ -99,7 +105,8 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
                   {"train_seconds", train_seconds},
                   {"images_per_second", train_seconds > 0 ? trained_examples / train_seconds : 0.0},
                   {"threads", get_num_threads()},
-                  {"smoke", flags.smoke}});
+                  {"smoke", flags.smoke},
+                  {"calibration", calibration}});
   return 0;
 }
 

@@ -5,7 +5,8 @@
 //
 // run_classifier() handles --eval (evaluate a checkpoint and stop), --resume and
 // --save (common/checkpointing.h), the learning-rate schedule, a progress line per
-// epoch and the final JSON metrics line.
+// epoch, the calibration report on the held-out split (common/calibration_report.h)
+// and the final JSON metrics line.
 #pragma once
 
 #include <functional>
@@ -14,6 +15,7 @@
 #include <string>
 
 #include "bridle.h"
+#include "common/calibration_report.h"
 #include "common/checkpointing.h"
 #include "common/example_main.h"
 
@@ -29,9 +31,11 @@ EvalResult evaluate_classifier(Module& model, DataLoader& loader);
 struct ClassifierRun {
   std::string example;  // the name in the metrics line, e.g. "mnist_lenet"
   Module* model = nullptr;
-  SGD* optimizer = nullptr;
+  Optimizer* optimizer = nullptr;
   DataLoader* train_loader = nullptr;
   DataLoader* test_loader = nullptr;
+  DataLoader* held_out_loader = nullptr;  // fits T at the end; null: no calibration
+  CalibrationFlags calibration = {};      // --heldout, --report-dir, --export-predictions
   int64_t epochs = 1;
   // The learning rate for optimizer step `step` of `total_steps`.
   std::function<float(int64_t step, int64_t total_steps)> lr_at;

@@ -26,12 +26,14 @@ int main(int argc, char** argv) {
   flags.batch_size = 64;
   flags.lr = 0.05f;
   examples::CheckpointFlags checkpoint_flags;
+  examples::CalibrationFlags calibration_flags;
   examples::add_common_flags(app, flags);
   examples::add_checkpoint_flags(app, checkpoint_flags);
+  examples::add_calibration_flags(app, calibration_flags);
   CLI11_PARSE(app, argc, argv);
   try {
     examples::apply_common_flags(flags);
-    examples::Loaders data = examples::mnist_loaders(flags);
+    examples::Loaders data = examples::mnist_loaders(flags, calibration_flags.held_out);
     MnistCnn model(flags.seed);
     spdlog::info("model: {} parameters\n{}", model.num_parameters(), model.str());
     SGD optimizer(model.parameters(), {.lr = flags.lr, .momentum = 0.9f});
@@ -41,6 +43,8 @@ int main(int argc, char** argv) {
         .optimizer = &optimizer,
         .train_loader = data.train.get(),
         .test_loader = data.test.get(),
+        .held_out_loader = data.held_out.get(),
+        .calibration = calibration_flags,
         .epochs = flags.smoke ? 1 : flags.epochs,
         .lr_at = [&](int64_t step,
                      int64_t total) { return examples::warmup_cosine_lr(flags.lr, step, total); },

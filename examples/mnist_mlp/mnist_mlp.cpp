@@ -34,11 +34,13 @@ int main(int argc, char** argv) {
   CLI::App app{"Train a 784-512-512-10 MLP on MNIST"};
   examples::CommonFlags flags;
   examples::CheckpointFlags checkpoint_flags;
+  examples::CalibrationFlags calibration_flags;
   flags.data_dir = "data/mnist";
   float momentum = 0.9f;
   std::string dot_path, schedule = "cosine";
   examples::add_common_flags(app, flags);
   examples::add_checkpoint_flags(app, checkpoint_flags);
+  examples::add_calibration_flags(app, calibration_flags);
   app.add_option("--momentum", momentum, "SGD momentum")->capture_default_str();
   app.add_option("--schedule", schedule, "Learning-rate schedule over the run: cosine or constant")
       ->capture_default_str()
@@ -48,8 +50,9 @@ int main(int argc, char** argv) {
 
   try {
     examples::apply_common_flags(flags);
-    // MNIST, normalized, shuffled by --seed (common/datasets.h).
-    examples::Loaders data = examples::mnist_loaders(flags);
+    // MNIST, normalized, shuffled by --seed (common/datasets.h). The last
+    // --heldout training images are kept out of training, for calibration.
+    examples::Loaders data = examples::mnist_loaders(flags, calibration_flags.held_out);
     DataLoader& train_loader = *data.train;
     DataLoader& test_loader = *data.test;
 
@@ -59,16 +62,20 @@ int main(int argc, char** argv) {
     nlohmann::json config = examples::run_config(flags);
     config["momentum"] = examples::json_float(momentum);
     config["schedule"] = schedule;
+    config["heldout"] = data.held_out ? data.held_out->num_examples() : 0;
 
     if (!checkpoint_flags.eval.empty()) {
       const int64_t trained = examples::load_weights(checkpoint_flags.eval, model);
       examples::EvalResult result = examples::evaluate_classifier(model, test_loader);
+      nlohmann::json calibration = examples::calibrate_at_end(
+          model, data.held_out.get(), test_loader, calibration_flags, "mnist_mlp", flags.smoke);
       examples::report_metrics(flags, {{"example", "mnist_mlp"},
                                        {"test_accuracy", result.accuracy},
                                        {"test_nll", result.nll},
                                        {"epochs", trained},
                                        {"eval", checkpoint_flags.eval},
-                                       {"smoke", flags.smoke}});
+                                       {"smoke", flags.smoke},
+                                       {"calibration", calibration}});
       return 0;
     }
 
@@ -91,7 +98,7 @@ int main(int argc, char** argv) {
         // (step_count() comes back with --resume, so the schedule continues where it was.)
         const int64_t step = optimizer.step_count();
         if (schedule == "cosine")
-          optimizer.options().lr = 0.5f * flags.lr * (1.0f + std::cos(M_PI * step / total_steps));
+          optimizer.set_lr(0.5f * flags.lr * (1.0f + std::cos(M_PI * step / total_steps)));
         optimizer.zero_grad();
         Tensor logits = model.forward(batch.inputs);
         Tensor loss = cross_entropy(logits, batch.targets);
@@ -120,6 +127,10 @@ int main(int argc, char** argv) {
     const int64_t epochs_run = std::max<int64_t>(0, epochs - first_epoch + 1);
     if (epochs_run == 0)
       result = examples::evaluate_classifier(model, test_loader);  // resumed a finished run
+    // Is the model's confidence honest? Temperature scaling fitted on the held-out
+    // images, reported on the test set (common/calibration_report.h).
+    nlohmann::json calibration = examples::calibrate_at_end(
+        model, data.held_out.get(), test_loader, calibration_flags, "mnist_mlp", flags.smoke);
     examples::report_metrics(
         flags, {{"example", "mnist_mlp"},
                 {"test_accuracy", result.accuracy},
@@ -129,7 +140,8 @@ int main(int argc, char** argv) {
                 {"images_per_second",
                  epochs_run == 0 ? 0.0 : train_loader.num_examples() * epochs_run / train_seconds},
                 {"threads", get_num_threads()},
-                {"smoke", flags.smoke}});
+                {"smoke", flags.smoke},
+                {"calibration", calibration}});
     return 0;
   } catch (const Error& e) {
     spdlog::error("{}", e.what());

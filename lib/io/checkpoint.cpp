@@ -5,7 +5,8 @@
 //                                 epoch, global_step (int64), config (JSON text)
 //   /model/<key>            one dataset per parameter or buffer, attr kind
 //   /optimizer              attrs type, step_count, param_names, one float64 per
-//                                 hyper-parameter
+//                                 hyper-parameter and one per parameter-group
+//                                 setting, named param_groups.<g>.<setting>
 //   /optimizer/<kind>/<key> per-parameter tensors, e.g. momentum_buffer/fc1.weight
 //   /rng                    attrs default (and one per named generator): the
 //                                 mt19937_64 state as text
@@ -22,6 +23,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 
 #include "io/hdf5.h"
@@ -33,6 +35,8 @@ constexpr const char* kFormat = "bridle-checkpoint";
 constexpr int64_t kFormatVersion = 1;
 // Attributes of /optimizer that are not hyper-parameters.
 const std::set<std::string> kOptimizerAttrs = {"type", "step_count", "param_names"};
+// Parameter-group settings are attributes "param_groups.<g>.<setting>".
+constexpr std::string_view kGroupPrefix = "param_groups.";
 
 detail::CheckpointSaveHook save_hook = nullptr;
 
@@ -155,6 +159,9 @@ void write_contents(const std::string& temp, const std::string& file, const Chec
                    name);
       h5::write_attr(group, name, value, file);
     }
+    for (size_t g = 0; g < optimizer_state.param_groups.size(); ++g)
+      for (const auto& [setting, value] : optimizer_state.param_groups[g])
+        h5::write_attr(group, fmt::format("{}{}.{}", kGroupPrefix, g, setting), value, file);
     for (const auto& [kind, tensors] : optimizer_state.per_parameter) {
       BRIDLE_CHECK(tensors.size() == optimizer_names.size(),
                    "'{}': the optimizer's '{}' state has {} tensors for {} parameters", file, kind,
@@ -289,9 +296,29 @@ void read_optimizer(hid_t h5file, const std::string& path, const Optimizer& opti
   state.type = h5::read_string_attr(group, "type", path);
   state.step_count = h5::read_int_attr(group, "step_count", path);
   const std::vector<std::string> saved = h5::read_strings_attr(group, "param_names", path);
-  for (const std::string& attr : h5::attr_names(group, path))
-    if (!kOptimizerAttrs.count(attr))
-      state.hyperparameters[attr] = h5::read_double_attr(group, attr, path);
+  for (const std::string& attr : h5::attr_names(group, path)) {
+    if (kOptimizerAttrs.count(attr)) continue;
+    const double value = h5::read_double_attr(group, attr, path);
+    if (attr.compare(0, kGroupPrefix.size(), kGroupPrefix) != 0) {
+      state.hyperparameters[attr] = value;
+      continue;
+    }
+    // param_groups.<g>.<setting>
+    const std::string rest = attr.substr(kGroupPrefix.size());
+    const size_t dot = rest.find('.');
+    const std::string digits = rest.substr(0, dot);
+    BRIDLE_CHECK(dot != std::string::npos && dot > 0 && dot < 6 && dot + 1 < rest.size() &&
+                     digits.find_first_not_of("0123456789") == std::string::npos,
+                 "'{}': /optimizer attribute '{}' is not param_groups.<number>.<setting>", path,
+                 attr);
+    const size_t g = std::stoul(digits);
+    if (state.param_groups.size() <= g) state.param_groups.resize(g + 1);
+    state.param_groups[g][rest.substr(dot + 1)] = value;
+  }
+  for (size_t g = 0; g < state.param_groups.size(); ++g)
+    BRIDLE_CHECK(!state.param_groups[g].empty(),
+                 "'{}': /optimizer has settings for parameter group {} but none for group {}", path,
+                 state.param_groups.size() - 1, g);
 
   // The same parameters, by name (their order may differ).
   std::map<std::string, size_t> index;

@@ -47,7 +47,12 @@ void check_options(const SGDOptions& options) {
 }  // namespace
 
 SGD::SGD(std::vector<Tensor> params, SGDOptions options)
-    : Optimizer(std::move(params)), options_(options), momentum_buffers_(params_.size()) {
+    : SGD(std::vector<ParamGroup>{{.params = std::move(params)}}, options) {}
+
+SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options)
+    : Optimizer(std::move(groups), options.lr, options.weight_decay),
+      options_(options),
+      momentum_buffers_(params_.size()) {
   check_options(options_);
 }
 
@@ -61,15 +66,14 @@ void SGD::step() {
     bool first = !momentum_buffers_[i].defined();
     if (options_.momentum != 0.0f && first) momentum_buffers_[i] = Tensor::empty(p.shape());
     float* buf = options_.momentum != 0.0f ? momentum_buffers_[i].data<float>() : nullptr;
-    cpu::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), options_.lr, options_.momentum,
-                  options_.dampening, options_.weight_decay, options_.nesterov, first);
+    const ParamGroupSettings& group = group_of(i);
+    cpu::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), group.lr, options_.momentum,
+                  options_.dampening, group.weight_decay, options_.nesterov, first);
   }
 }
 
 OptimizerState SGD::state() const {
-  OptimizerState state;
-  state.type = "SGD";
-  state.step_count = step_count_;
+  OptimizerState state = base_state("SGD");
   state.hyperparameters = {{"lr", options_.lr},
                            {"momentum", options_.momentum},
                            {"dampening", options_.dampening},
@@ -83,7 +87,6 @@ OptimizerState SGD::state() const {
 void SGD::load_state(const OptimizerState& state) {
   BRIDLE_CHECK(state.type == "SGD", "SGD::load_state: the state is of a {} optimizer, not SGD",
                state.type);
-  BRIDLE_CHECK(state.step_count >= 0, "SGD::load_state: negative step count {}", state.step_count);
   for (const auto& [name, value] : state.hyperparameters)
     BRIDLE_CHECK(name == "lr" || name == "momentum" || name == "dampening" ||
                      name == "weight_decay" || name == "nesterov",
@@ -104,27 +107,22 @@ void SGD::load_state(const OptimizerState& state) {
                "SGD::load_state: nesterov must be 0 or 1, got {}", nesterov);
   options.nesterov = nesterov == 1.0;
   check_options(options);
+  std::vector<ParamGroupSettings> groups =
+      validate_base_state(state, "SGD", options.lr, options.weight_decay);
+  validate_per_parameter(state, {"momentum_buffer"});
 
   std::vector<Tensor> buffers(params_.size());
-  for (const auto& [kind, tensors] : state.per_parameter) {
-    BRIDLE_CHECK(kind == "momentum_buffer", "SGD::load_state: unknown per-parameter state '{}'",
-                 kind);
-    BRIDLE_CHECK(tensors.size() == params_.size(),
-                 "SGD::load_state: {} momentum buffers for {} parameters", tensors.size(),
-                 params_.size());
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      const Tensor& buf = tensors[i];
-      if (!buf.defined()) continue;
-      BRIDLE_CHECK(buf.dtype() == kFloat32 && buf.shape() == params_[i].shape(),
-                   "SGD::load_state: momentum buffer {} is {} {} but parameter {} is {} {}", i,
-                   dtype_name(buf.dtype()), shape_str(buf.shape()), i,
-                   dtype_name(params_[i].dtype()), shape_str(params_[i].shape()));
+  auto saved = state.per_parameter.find("momentum_buffer");
+  if (saved != state.per_parameter.end()) {
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      if (!saved->second[i].defined()) continue;
       BRIDLE_CHECK(options.momentum != 0.0f,
                    "SGD::load_state: momentum buffer {} given, but momentum is 0", i);
-      buffers[i] = buf.clone();
+      buffers[i] = saved->second[i].clone();
     }
   }
   options_ = options;
+  groups_ = std::move(groups);
   step_count_ = state.step_count;
   momentum_buffers_ = std::move(buffers);
 }

@@ -9,9 +9,12 @@
 //   p = p - lr * g
 // One fused pass over p, g and buf per parameter (kernel in sgd.cpp).
 //
+// lr and weight_decay are per parameter group (optimizer.h); the options' values
+// are the defaults of groups that do not set their own.
+//
 // state(): type "SGD", hyper-parameters lr, momentum, dampening, weight_decay and
-// nesterov (0/1), and per_parameter["momentum_buffer"] (undefined entries until a
-// parameter's first step, and always with momentum 0).
+// nesterov (0/1), the groups' settings, and per_parameter["momentum_buffer"]
+// (undefined entries until a parameter's first step, and always with momentum 0).
 #pragma once
 
 #include <vector>
@@ -31,10 +34,12 @@ struct SGDOptions {
 class SGD : public Optimizer {
  public:
   SGD(std::vector<Tensor> params, SGDOptions options);
+  SGD(std::vector<ParamGroup> groups, SGDOptions options);
   void step() override;
   OptimizerState state() const override;
   void load_state(const OptimizerState& state) override;
-  SGDOptions& options() { return options_; }  // e.g. to change lr between epochs
+  // The options it was built with (change the learning rate with set_lr()).
+  const SGDOptions& options() const { return options_; }
   // The momentum buffer of parameter i (undefined before the first step).
   const Tensor& momentum_buffer(size_t i) const { return momentum_buffers_.at(i); }
 

@@ -9,34 +9,14 @@
 #include <string>
 
 #include "../test_util.h"
+#include "calibrated_data.h"
 
 namespace bridle {
 namespace {
 
+using testing::calibrated_data;
 using testing::expect_close;
 using testing::expect_error;
-
-// Logits z [N, C] and labels drawn from softmax(z): calibrated at T = 1.
-std::pair<Tensor, Tensor> calibrated_data(int64_t N, int64_t C, uint64_t seed) {
-  Generator gen(seed);
-  Tensor logits = randn({N, C}, gen) * 2.0f;
-  Tensor p = softmax(logits, 1);
-  Tensor labels = Tensor::empty({N}, kInt64);
-  for (int64_t i = 0; i < N; ++i) {
-    const double u = static_cast<double>(gen.next_u64() >> 11) * 0x1.0p-53;
-    double cumulative = 0.0;
-    int64_t label = C - 1;
-    for (int64_t j = 0; j < C; ++j) {
-      cumulative += p.at({i, j});
-      if (u < cumulative) {
-        label = j;
-        break;
-      }
-    }
-    labels.data<int64_t>()[i] = label;
-  }
-  return {logits, labels};
-}
 
 TEST(CalibrationTemperature, RecoversAKnownScale) {
   auto [logits, labels] = calibrated_data(20000, 10, 1);

@@ -175,6 +175,33 @@ TEST_F(CheckpointTest, RoundTripOptimizerState) {
   expect_same_state(model, fresh);
 }
 
+// Parameter groups' learning rates and weight decays survive the file.
+TEST_F(CheckpointTest, RoundTripParameterGroups) {
+  manual_seed(3);
+  Net model;
+  SGD sgd(weight_decay_groups(model.parameters()),
+          {.lr = 0.1f, .momentum = 0.9f, .weight_decay = 1e-4f});
+  ASSERT_EQ(sgd.num_param_groups(), 2u);
+  sgd.set_lr(1, 0.02f);
+  Checkpoint out{.model = &model, .optimizer = &sgd};
+  save_checkpoint(path("groups.h5"), out);
+
+  SGD other(weight_decay_groups(model.parameters()), {.lr = 0.5f, .momentum = 0.9f});
+  Checkpoint in{.model = &model, .optimizer = &other};
+  load_checkpoint(path("groups.h5"), in);
+  EXPECT_EQ(other.lr(0), 0.1f);
+  EXPECT_EQ(other.lr(1), 0.02f);
+  EXPECT_EQ(other.param_group(1).initial_lr, 0.1f);
+  EXPECT_EQ(other.param_group(0).weight_decay, 1e-4f);
+  EXPECT_EQ(other.param_group(1).weight_decay, 0.0f);
+
+  SGD single(model.parameters(), {.lr = 0.5f, .momentum = 0.9f});
+  Checkpoint into_single{.model = &model, .optimizer = &single};
+  expect_error([&] { load_checkpoint(path("groups.h5"), into_single); },
+               {"2 parameter groups", "optimizer 1"});
+  EXPECT_EQ(single.lr(), 0.5f);
+}
+
 TEST_F(CheckpointTest, RoundTripGeneratorStates) {
   manual_seed(11);
   Generator dropout(5);

@@ -64,7 +64,74 @@ TEST(SGD, InvalidOptionsAreErrors) {
   expect_error([&] { SGD({p}, {-0.1f}); }, {"learning rate", "-0.1"});
   expect_error([&] { SGD({p}, {0.1f, 0.0f, 0.0f, 0.0f, true}); }, {"Nesterov"});
   expect_error([&] { SGD({ones({1})}, {0.1f}); }, {"requires grad"});
-  expect_error([&] { SGD({}, {0.1f}); }, {"empty"});
+  expect_error([&] { SGD(std::vector<Tensor>{}, {0.1f}); }, {"empty"});
+}
+
+// Each parameter group uses its own lr and weight decay; unset values come from
+// the options. weight_decay_groups() exempts one-dimensional parameters.
+TEST(SGD, ParameterGroupsHaveTheirOwnLearningRateAndWeightDecay) {
+  auto leaf = [](float v) { return from_vector({v}, {1}, TensorOptions().with_requires_grad()); };
+  Tensor a = leaf(1.0f), b = leaf(1.0f), c = leaf(1.0f);
+  SGD sgd({{.params = {a}}, {.params = {b}, .lr = 0.5f}, {.params = {c}, .weight_decay = 0.0f}},
+          {.lr = 0.1f, .weight_decay = 1.0f});
+  ASSERT_EQ(sgd.num_param_groups(), 3u);
+  for (Tensor p : {a, b, c}) p.set_grad(ones({1}));
+  sgd.step();
+  EXPECT_FLOAT_EQ(a.item(), 1.0f - 0.1f * (1.0f + 1.0f));
+  EXPECT_FLOAT_EQ(b.item(), 1.0f - 0.5f * (1.0f + 1.0f));
+  EXPECT_FLOAT_EQ(c.item(), 1.0f - 0.1f * 1.0f);
+  sgd.set_lr(1, 0.25f);
+  EXPECT_EQ(sgd.lr(1), 0.25f);
+  EXPECT_EQ(sgd.param_group(1).initial_lr, 0.5f);
+  sgd.set_lr(0.01f);
+  EXPECT_EQ(sgd.lr(0), 0.01f);
+  EXPECT_EQ(sgd.lr(2), 0.01f);
+
+  Linear layer(3, 2);
+  std::vector<ParamGroup> groups = weight_decay_groups(layer.parameters());
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].params.size(), 1u);  // weight
+  EXPECT_FALSE(groups[0].weight_decay.has_value());
+  EXPECT_EQ(groups[1].params[0].dim(), 1);  // bias
+  EXPECT_EQ(groups[1].weight_decay.value(), 0.0f);
+
+  expect_error([&] { SGD({{.params = {a}}, {.params = {a}}}, {0.1f}); }, {"appears twice"});
+  expect_error([&] { SGD({{.params = {a}, .lr = -1.0f}}, {0.1f}); },
+               {"group 0", "learning rate", "-1"});
+  expect_error([&] { sgd.set_lr(7, 0.1f); }, {"no parameter group 7"});
+}
+
+// state() carries the groups' settings; load_state() restores them and refuses
+// a state whose groups differ. A state without groups (older files) loads into
+// a one-group optimizer with the options' lr.
+TEST(SGD, StateCarriesParameterGroups) {
+  auto leaf = [] { return ones({2}, TensorOptions().with_requires_grad()); };
+  Tensor a = leaf(), b = leaf();
+  SGD sgd({{.params = {a}}, {.params = {b}, .lr = 0.5f, .weight_decay = 0.0f}},
+          {.lr = 0.1f, .momentum = 0.9f, .weight_decay = 1e-4f});
+  sgd.set_lr(1, 0.05f);
+  OptimizerState state = sgd.state();
+  ASSERT_EQ(state.param_groups.size(), 2u);
+  EXPECT_EQ(state.param_groups[1].at("lr"), 0.05f);
+  EXPECT_EQ(state.param_groups[1].at("initial_lr"), 0.5f);
+
+  SGD other({{.params = {a}}, {.params = {b}}}, {.lr = 0.1f, .momentum = 0.9f});
+  other.load_state(state);
+  EXPECT_EQ(other.lr(1), 0.05f);
+  EXPECT_EQ(other.param_group(1).initial_lr, 0.5f);
+  EXPECT_EQ(other.param_group(1).weight_decay, 0.0f);
+  EXPECT_EQ(other.param_group(0).weight_decay, 1e-4f);
+
+  SGD one_group({a, b}, {.lr = 0.1f, .momentum = 0.9f});
+  expect_error([&] { one_group.load_state(state); }, {"2 parameter groups", "optimizer 1"});
+  SGD sizes({{.params = {a, b}}, {.params = {leaf()}}}, {.lr = 0.1f, .momentum = 0.9f});
+  expect_error([&] { sizes.load_state(state); }, {"group 0", "1 parameters in the state", "2"});
+
+  OptimizerState old = state;
+  old.param_groups.clear();
+  one_group.load_state(old);
+  EXPECT_EQ(one_group.lr(), 0.1f);
+  EXPECT_EQ(one_group.param_group(0).weight_decay, 1e-4f);
 }
 
 // Logistic regression on a fixed, linearly separable problem: the loss must fall

@@ -1,0 +1,200 @@
+// Adam and AdamW: the fused update kernel and the optimizers; see adam.h for the rule.
+#include "optim/adam.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/factory.h"
+#include "optim/optimizer_util.h"
+
+namespace bridle {
+namespace cpu {
+namespace {
+
+// decay multiplies p (AdamW: 1 - lr * weight_decay, Adam: 1) and l2 scales the
+// p added to the gradient (Adam: weight_decay, AdamW: 0), so one loop serves
+// both without a branch: p * 1 and g + 0 * p are exact (for finite p).
+template <bool kAmsgrad>
+void adam_loop(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+               float* max_exp_avg_sq, int64_t n, float decay, float l2, float beta1,
+               float one_minus_beta1, float beta2, float one_minus_beta2,
+               float bias_correction2_sqrt, float eps, float neg_step_size) {
+  optim_detail::parallel_blocks(n, [=](int64_t begin, int64_t end) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) {
+      const float p = param[i] * decay;
+      const float g = grad[i] + l2 * param[i];
+      const float m = exp_avg[i] * beta1 + one_minus_beta1 * g;
+      float v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g;
+      exp_avg[i] = m;
+      exp_avg_sq[i] = v;
+      if constexpr (kAmsgrad) {
+        v = std::max(max_exp_avg_sq[i], v);
+        max_exp_avg_sq[i] = v;
+      }
+      const float denom = std::sqrt(v) / bias_correction2_sqrt + eps;
+      param[i] = p + neg_step_size * m / denom;
+    }
+  });
+}
+
+}  // namespace
+
+void adam_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+               float* max_exp_avg_sq, int64_t n, float lr, float beta1, float beta2, float eps,
+               float weight_decay, bool decoupled, int64_t step) {
+  // Scalars in double, then float32, as PyTorch derives them from Python floats.
+  const double bias_correction1 = 1.0 - std::pow(static_cast<double>(beta1), step);
+  const double bias_correction2 = 1.0 - std::pow(static_cast<double>(beta2), step);
+  const auto decay = static_cast<float>(decoupled ? 1.0 - double{lr} * weight_decay : 1.0);
+  const float l2 = decoupled ? 0.0f : weight_decay;
+  const auto one_minus_beta1 = static_cast<float>(1.0 - beta1);
+  const auto one_minus_beta2 = static_cast<float>(1.0 - beta2);
+  const auto bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
+  const auto neg_step_size = static_cast<float>(-(lr / bias_correction1));
+  auto* loop = max_exp_avg_sq != nullptr ? &adam_loop<true> : &adam_loop<false>;
+  loop(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, decay, l2, beta1, one_minus_beta1,
+       beta2, one_minus_beta2, bias_correction2_sqrt, eps, neg_step_size);
+}
+
+}  // namespace cpu
+
+namespace {
+
+// Checks the options (before the base class checks the groups, so that the
+// error names the optimizer) and returns them.
+const AdamOptions& check_options(const AdamOptions& o, const std::string& type) {
+  optim_detail::check_nonnegative_option(o.lr, type, "learning rate");
+  optim_detail::check_nonnegative_option(o.eps, type, "epsilon");
+  for (int k = 0; k < 2; ++k)
+    BRIDLE_CHECK(o.betas[k] >= 0.0f && o.betas[k] < 1.0f,
+                 "{}: invalid beta{} {} (betas[{}]; must be in [0, 1))", type, k + 1, o.betas[k],
+                 k);
+  optim_detail::check_nonnegative_option(o.weight_decay, type, "weight_decay");
+  return o;
+}
+
+AdamOptions from_adamw(const AdamWOptions& o) {
+  return {.lr = o.lr,
+          .betas = o.betas,
+          .eps = o.eps,
+          .weight_decay = o.weight_decay,
+          .amsgrad = o.amsgrad};
+}
+
+}  // namespace
+
+AdamBase::AdamBase(std::vector<ParamGroup> groups, const AdamOptions& options, const char* type,
+                   bool decoupled)
+    : Optimizer(std::move(groups), check_options(options, type).lr, options.weight_decay),
+      options_(options),
+      type_(type),
+      decoupled_(decoupled),
+      steps_(params_.size(), 0),
+      exp_avg_(params_.size()),
+      exp_avg_sq_(params_.size()),
+      max_exp_avg_sq_(params_.size()) {}
+
+void AdamBase::step() {
+  ++step_count_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i];
+    Tensor g = p.grad();
+    if (!g.defined()) continue;  // as PyTorch: no gradient, no step for this parameter
+    BRIDLE_CHECK(p.device().is_cpu(), "{}: no kernel for device {}", type_, p.device().str());
+    if (!exp_avg_[i].defined()) {
+      exp_avg_[i] = zeros(p.shape());
+      exp_avg_sq_[i] = zeros(p.shape());
+    }
+    if (options_.amsgrad && !max_exp_avg_sq_[i].defined()) max_exp_avg_sq_[i] = zeros(p.shape());
+    float* max_sq = options_.amsgrad ? max_exp_avg_sq_[i].data<float>() : nullptr;
+    const ParamGroupSettings& group = group_of(i);
+    cpu::adam_step(p.data<float>(), g.data<float>(), exp_avg_[i].data<float>(),
+                   exp_avg_sq_[i].data<float>(), max_sq, p.numel(), group.lr, options_.betas[0],
+                   options_.betas[1], options_.eps, group.weight_decay, decoupled_, ++steps_[i]);
+  }
+}
+
+OptimizerState AdamBase::state() const {
+  OptimizerState state = base_state(type_);
+  state.hyperparameters = {{"lr", options_.lr},
+                           {"beta1", options_.betas[0]},
+                           {"beta2", options_.betas[1]},
+                           {"eps", options_.eps},
+                           {"weight_decay", options_.weight_decay},
+                           {"amsgrad", options_.amsgrad ? 1.0 : 0.0}};
+  auto copy = [](const Tensor& t) { return t.defined() ? t.clone() : t; };
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const bool has = exp_avg_[i].defined();
+    state.per_parameter["step"].push_back(has ? optim_detail::step_tensor(steps_[i]) : Tensor());
+    state.per_parameter["exp_avg"].push_back(copy(exp_avg_[i]));
+    state.per_parameter["exp_avg_sq"].push_back(copy(exp_avg_sq_[i]));
+    if (options_.amsgrad) state.per_parameter["max_exp_avg_sq"].push_back(copy(max_exp_avg_sq_[i]));
+  }
+  return state;
+}
+
+void AdamBase::load_state(const OptimizerState& state) {
+  const std::string type = type_;
+  BRIDLE_CHECK(state.type == type, "{}::load_state: the state is of a {} optimizer, not {}", type,
+               state.type, type);
+  optim_detail::check_hyperparameter_names(
+      state, type, {"lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"});
+  AdamOptions options;
+  options.lr = optim_detail::hyperparameter(state, "lr");
+  options.betas = {optim_detail::hyperparameter(state, "beta1"),
+                   optim_detail::hyperparameter(state, "beta2")};
+  options.eps = optim_detail::hyperparameter(state, "eps");
+  options.weight_decay = optim_detail::hyperparameter(state, "weight_decay");
+  options.amsgrad = optim_detail::bool_hyperparameter(state, type, "amsgrad");
+  check_options(options, type);
+  std::vector<ParamGroupSettings> groups =
+      validate_base_state(state, type, options.lr, options.weight_decay);
+  validate_per_parameter(optim_detail::without_steps(state),
+                         {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"});
+
+  const size_t n = params_.size();
+  std::vector<int64_t> steps = optim_detail::read_steps(state, type, n);
+  std::vector<Tensor> exp_avg = optim_detail::clone_kind(state, "exp_avg", n);
+  std::vector<Tensor> exp_avg_sq = optim_detail::clone_kind(state, "exp_avg_sq", n);
+  std::vector<Tensor> max_exp_avg_sq = optim_detail::clone_kind(state, "max_exp_avg_sq", n);
+  for (size_t i = 0; i < n; ++i) {
+    const bool has = steps[i] >= 0;
+    optim_detail::check_kind_present(type, "exp_avg", i, exp_avg[i].defined(), has, true);
+    optim_detail::check_kind_present(type, "exp_avg_sq", i, exp_avg_sq[i].defined(), has, true);
+    optim_detail::check_kind_present(type, "max_exp_avg_sq", i, max_exp_avg_sq[i].defined(), has,
+                                     options.amsgrad, "amsgrad");
+    optim_detail::check_nonnegative_tensor(type, "exp_avg_sq", i, exp_avg_sq[i]);
+    optim_detail::check_nonnegative_tensor(type, "max_exp_avg_sq", i, max_exp_avg_sq[i]);
+    if (!has) steps[i] = 0;
+  }
+  options_ = options;
+  groups_ = std::move(groups);
+  step_count_ = state.step_count;
+  steps_ = std::move(steps);
+  exp_avg_ = std::move(exp_avg);
+  exp_avg_sq_ = std::move(exp_avg_sq);
+  max_exp_avg_sq_ = std::move(max_exp_avg_sq);
+}
+
+Adam::Adam(std::vector<Tensor> params, AdamOptions options)
+    : Adam(std::vector<ParamGroup>{{.params = std::move(params)}}, options) {}
+
+Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options)
+    : AdamBase(std::move(groups), options, "Adam", /*decoupled=*/false) {}
+
+AdamW::AdamW(std::vector<Tensor> params, AdamWOptions options)
+    : AdamW(std::vector<ParamGroup>{{.params = std::move(params)}}, options) {}
+
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
+    : AdamBase(std::move(groups), from_adamw(options), "AdamW", /*decoupled=*/true) {}
+
+AdamWOptions AdamW::options() const {
+  return {.lr = options_.lr,
+          .betas = options_.betas,
+          .eps = options_.eps,
+          .weight_decay = options_.weight_decay,
+          .amsgrad = options_.amsgrad};
+}
+
+}  // namespace bridle
