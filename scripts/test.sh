@@ -32,6 +32,8 @@ test "$(wc -l < "$ckpt_dir/test_predictions.csv")" -eq 501
 test "$(head -2 "$ckpt_dir/test_predictions.csv" | tail -1 | tr ',' '\n' | wc -l)" -eq 21
 if python3 -c "import h5py" 2>/dev/null; then python3 scripts/inspect_checkpoint.py "$ckpt_dir/mlp.h5"; fi
 rm -rf "$ckpt_dir"
+build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --optimizer adamw --lr 0.001 \
+  --schedule onecycle --no-decay-1d
 build/examples/custom_function --smoke
 build/examples/temperature --smoke
 build/examples/multilabel --smoke

@@ -19,6 +19,19 @@
 // for which the fit must find T = 3 x the first T exactly, since
 // softmax(3z / 3T) = softmax(z / T).
 //
+// Then every calibrator of lib/calib (temperature, vector and matrix scaling,
+// histogram binning, isotonic regression) is fitted on the same held-out logits and
+// compared on the test set in one table.
+//
+// --model cifar10-resnet20 --load CKPT (a cifar10_resnet --save checkpoint) shows
+// what Guo et al. report for deep convolutional networks: overconfidence, removed
+// by temperature scaling. The README's checkpoint trained on all 50000 training
+// images, so the test set is split instead: T is fitted on its first half and
+// judged on the second (disjoint, and neither was trained on). Measured on the
+// 88.16% ResNet-20: T = 1.47, ECE 4.62% -> 1.06%, NLL 0.381 -> 0.347, MCE 25.9% ->
+// 17.2%; vector scaling ECE 1.00%, matrix scaling 0.89% (NLL 0.354, it overfits
+// a little), histogram binning 3.48% (NLL 0.431), isotonic 1.58%.
+//
 // Run:    datasets/fetch.sh mnist && ./build/examples/calibrate --data data/mnist --out /tmp/cal
 // Expect: (measured: 2 epochs, seed 0, about 70 s on 2 threads) test accuracy 97.8%;
 //         the model as trained is nearly calibrated: T = 0.96, test ECE 0.49% -> 0.34%,

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/training_flags.h"
+
 namespace bridle::examples {
 
 EvalResult evaluate_classifier(Module& model, DataLoader& loader) {
@@ -25,14 +27,6 @@ EvalResult evaluate_classifier(Module& model, DataLoader& loader) {
   }
   model.train(was_training);
   return {static_cast<double>(correct) / seen, loss_sum / seen};
-}
-
-float warmup_cosine_lr(float peak, int64_t step, int64_t total_steps, int64_t warmup_steps) {
-  if (step < warmup_steps)
-    return peak * static_cast<float>(step + 1) / static_cast<float>(warmup_steps);
-  double progress =
-      static_cast<double>(step - warmup_steps) / std::max<int64_t>(1, total_steps - warmup_steps);
-  return static_cast<float>(0.5 * peak * (1.0 + std::cos(M_PI * std::min(progress, 1.0))));
 }
 
 int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_flags,
@@ -56,7 +50,7 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
 
   Checkpoint checkpoint{.model = &model, .optimizer = &optimizer, .generators = run.generators};
   const int64_t first_epoch = resume(checkpoint_flags, checkpoint, run.config);
-  const int64_t total_steps = run.epochs * run.train_loader->num_batches();
+  resume_schedule(run.schedule, optimizer);  // a resumed run continues its schedule
   double train_seconds = 0;
   int64_t trained_examples = 0;
   EvalResult result;
@@ -65,12 +59,12 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     for (Batch& batch : run.train_loader->epoch(epoch)) {
-      if (run.lr_at) optimizer.set_lr(run.lr_at(optimizer.step_count(), total_steps));
       optimizer.zero_grad();
       Tensor logits = model.forward(batch.inputs);
       Tensor loss = cross_entropy(logits, batch.targets);
       loss.backward();
       optimizer.step();
+      if (run.schedule != nullptr) run.schedule->step();
 
       loss_sum += loss.item() * batch.size();
       Tensor predicted = argmax(logits.detach(), 1);
@@ -108,6 +102,39 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
                   {"smoke", flags.smoke},
                   {"calibration", calibration}});
   return 0;
+}
+
+void add_classifier_flags(CLI::App& app, ClassifierFlags& flags) {
+  add_common_flags(app, flags.common);
+  add_checkpoint_flags(app, flags.checkpoint);
+  add_calibration_flags(app, flags.calibration);
+  add_optimizer_flags(app, flags.optimizer);
+}
+
+int train_classifier(const ClassifierFlags& flags, const std::string& example, Module& model,
+                     const Loaders& data, const nlohmann::json& config,
+                     std::map<std::string, Generator*> generators) {
+  std::unique_ptr<Optimizer> optimizer =
+      make_optimizer(flags.optimizer, flags.common.lr, model.parameters());
+  const int64_t epochs = flags.common.smoke ? 1 : flags.common.epochs;
+  const int64_t steps_per_epoch = data.train->num_batches();
+  std::unique_ptr<LRScheduler> schedule =
+      make_schedule(flags.optimizer, *optimizer, epochs * steps_per_epoch, steps_per_epoch);
+  nlohmann::json run_settings = run_config(flags.common);
+  run_settings.update(optimizer_config(flags.optimizer));
+  if (!config.is_null()) run_settings.update(config);
+  ClassifierRun run{.example = example,
+                    .model = &model,
+                    .optimizer = optimizer.get(),
+                    .train_loader = data.train.get(),
+                    .test_loader = data.test.get(),
+                    .held_out_loader = data.held_out.get(),
+                    .calibration = flags.calibration,
+                    .epochs = epochs,
+                    .schedule = schedule.get(),
+                    .config = run_settings,
+                    .generators = std::move(generators)};
+  return run_classifier(flags.common, flags.checkpoint, run);
 }
 
 }  // namespace bridle::examples

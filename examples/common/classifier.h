@@ -1,7 +1,14 @@
 // The training loop shared by the image-classifier examples (mnist_lenet,
-// mnist_cnn, cifar10_resnet): each example builds its model, data loaders and
-// optimizer, and hands them here. mnist_mlp writes the same loop out in full,
-// for reading.
+// mnist_cnn, cifar10_resnet): each example parses its flags, builds its model and
+// data loaders, and hands them to train_classifier(). mnist_mlp writes the same
+// loop out in full, for reading.
+//
+//   examples::ClassifierFlags flags;  // the example's defaults, then
+//   examples::add_classifier_flags(app, flags);
+//   ...
+//   examples::Loaders data = examples::mnist_loaders(flags.common, flags.calibration.held_out);
+//   LeNet5 model;
+//   return examples::train_classifier(flags, "mnist_lenet", model, data);
 //
 // run_classifier() handles --eval (evaluate a checkpoint and stop), --resume and
 // --save (common/checkpointing.h), the learning-rate schedule, a progress line per
@@ -9,7 +16,6 @@
 // and the final JSON metrics line.
 #pragma once
 
-#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -17,7 +23,9 @@
 #include "bridle.h"
 #include "common/calibration_report.h"
 #include "common/checkpointing.h"
+#include "common/datasets.h"
 #include "common/example_main.h"
+#include "common/training_flags.h"
 
 namespace bridle::examples {
 
@@ -37,8 +45,10 @@ struct ClassifierRun {
   DataLoader* held_out_loader = nullptr;  // fits T at the end; null: no calibration
   CalibrationFlags calibration = {};      // --heldout, --report-dir, --export-predictions
   int64_t epochs = 1;
-  // The learning rate for optimizer step `step` of `total_steps`.
-  std::function<float(int64_t step, int64_t total_steps)> lr_at;
+  // Sets the learning rate, stepped after every optimizer step (null: constant).
+  // Built for epochs x train_loader->num_batches() steps; --resume moves it to the
+  // saved step count.
+  LRScheduler* schedule = nullptr;
   nlohmann::json config;  // saved in checkpoints; run_config(flags) plus the example's own
   // Generators besides the global one that a resumed run must restore (dropout masks).
   std::map<std::string, Generator*> generators = {};
@@ -48,8 +58,21 @@ struct ClassifierRun {
 int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_flags,
                    ClassifierRun& run);
 
-// Cosine decay from `peak` to 0 over total_steps, after a linear warmup from 0
-// over warmup_steps.
-float warmup_cosine_lr(float peak, int64_t step, int64_t total_steps, int64_t warmup_steps = 0);
+// Every flag of a classifier example: the common ones, --save/--resume/--eval,
+// --heldout/--report-dir/--export-predictions and --optimizer/--schedule/...
+struct ClassifierFlags {
+  CommonFlags common;
+  CheckpointFlags checkpoint;
+  CalibrationFlags calibration;
+  OptimizerFlags optimizer;
+};
+void add_classifier_flags(CLI::App& app, ClassifierFlags& flags);
+
+// Builds the optimizer and the schedule that flags.optimizer names over model's
+// parameters and runs run_classifier() (one epoch with --smoke). config: the
+// example's own settings, added to the run's config.
+int train_classifier(const ClassifierFlags& flags, const std::string& example, Module& model,
+                     const Loaders& data, const nlohmann::json& config = nlohmann::json::object(),
+                     std::map<std::string, Generator*> generators = {});
 
 }  // namespace bridle::examples

@@ -13,7 +13,6 @@
 
 #include "bridle.h"
 #include "common/classifier.h"
-#include "common/datasets.h"
 #include "models/lenet5.h"
 
 using namespace bridle;
@@ -21,36 +20,20 @@ using models::LeNet5;
 
 int main(int argc, char** argv) {
   CLI::App app{"Train LeNet-5 on MNIST"};
-  examples::CommonFlags flags;
-  flags.data_dir = "data/mnist";
-  flags.epochs = 15;
-  flags.batch_size = 64;
-  flags.lr = 0.05f;
-  examples::CheckpointFlags checkpoint_flags;
-  examples::CalibrationFlags calibration_flags;
-  examples::add_common_flags(app, flags);
-  examples::add_checkpoint_flags(app, checkpoint_flags);
-  examples::add_calibration_flags(app, calibration_flags);
+  examples::ClassifierFlags flags;  // SGD, momentum 0.9, cosine decay
+  flags.common.data_dir = "data/mnist";
+  flags.common.epochs = 15;
+  flags.common.batch_size = 64;
+  flags.common.lr = 0.05f;
+  flags.optimizer.weight_decay = 5e-4f;
+  examples::add_classifier_flags(app, flags);
   CLI11_PARSE(app, argc, argv);
   try {
-    examples::apply_common_flags(flags);
-    examples::Loaders data = examples::mnist_loaders(flags, calibration_flags.held_out);
+    examples::apply_common_flags(flags.common);
+    examples::Loaders data = examples::mnist_loaders(flags.common, flags.calibration.held_out);
     LeNet5 model;
     spdlog::info("model: {} parameters\n{}", model.num_parameters(), model.str());
-    SGD optimizer(model.parameters(), {.lr = flags.lr, .momentum = 0.9f, .weight_decay = 5e-4f});
-    examples::ClassifierRun run{
-        .example = "mnist_lenet",
-        .model = &model,
-        .optimizer = &optimizer,
-        .train_loader = data.train.get(),
-        .test_loader = data.test.get(),
-        .held_out_loader = data.held_out.get(),
-        .calibration = calibration_flags,
-        .epochs = flags.smoke ? 1 : flags.epochs,
-        .lr_at = [&](int64_t step,
-                     int64_t total) { return examples::warmup_cosine_lr(flags.lr, step, total); },
-        .config = examples::run_config(flags)};
-    return examples::run_classifier(flags, checkpoint_flags, run);
+    return examples::train_classifier(flags, "mnist_lenet", model, data);
   } catch (const Error& e) {
     spdlog::error("{}", e.what());
     return 1;

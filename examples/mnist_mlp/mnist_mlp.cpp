@@ -27,6 +27,7 @@
 #include "common/classifier.h"
 #include "common/datasets.h"
 #include "common/example_main.h"
+#include "common/training_flags.h"
 
 using namespace bridle;
 
@@ -36,15 +37,12 @@ int main(int argc, char** argv) {
   examples::CheckpointFlags checkpoint_flags;
   examples::CalibrationFlags calibration_flags;
   flags.data_dir = "data/mnist";
-  float momentum = 0.9f;
-  std::string dot_path, schedule = "cosine";
+  examples::OptimizerFlags optimizer_flags;  // SGD, momentum 0.9, cosine decay
+  std::string dot_path;
   examples::add_common_flags(app, flags);
   examples::add_checkpoint_flags(app, checkpoint_flags);
   examples::add_calibration_flags(app, calibration_flags);
-  app.add_option("--momentum", momentum, "SGD momentum")->capture_default_str();
-  app.add_option("--schedule", schedule, "Learning-rate schedule over the run: cosine or constant")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"cosine", "constant"}));
+  examples::add_optimizer_flags(app, optimizer_flags);
   app.add_option("--dot", dot_path, "Write the graph of one training step to this Graphviz file");
   CLI11_PARSE(app, argc, argv);
 
@@ -58,10 +56,18 @@ int main(int argc, char** argv) {
 
     models::Mlp model;
     spdlog::info("model: {} parameters\n{}", model.num_parameters(), model.str());
-    SGD optimizer(model.parameters(), {.lr = flags.lr, .momentum = momentum});
+    // SGD with momentum by default; --optimizer adam, adamw, ... (common/training_flags.h).
+    std::unique_ptr<Optimizer> optimizer_ptr =
+        examples::make_optimizer(optimizer_flags, flags.lr, model.parameters());
+    Optimizer& optimizer = *optimizer_ptr;
+    // Cosine decay from lr to 0 over the run by default: big steps early, fine
+    // ones at the end. The schedule sets the lr before every step.
+    const int64_t epochs = flags.smoke ? 1 : flags.epochs;
+    std::unique_ptr<LRScheduler> schedule =
+        examples::make_schedule(optimizer_flags, optimizer, epochs * train_loader.num_batches(),
+                                train_loader.num_batches());
     nlohmann::json config = examples::run_config(flags);
-    config["momentum"] = examples::json_float(momentum);
-    config["schedule"] = schedule;
+    config.update(examples::optimizer_config(optimizer_flags));
     config["heldout"] = data.held_out ? data.held_out->num_examples() : 0;
 
     if (!checkpoint_flags.eval.empty()) {
@@ -84,27 +90,22 @@ int main(int argc, char** argv) {
     // (seed, epoch), so the loaders need nothing saved.
     Checkpoint checkpoint{.model = &model, .optimizer = &optimizer};
     const int64_t first_epoch = examples::resume(checkpoint_flags, checkpoint, config);
+    examples::resume_schedule(schedule.get(), optimizer);  // --resume: continue the schedule
 
-    const int64_t epochs = flags.smoke ? 1 : flags.epochs;
     double train_seconds = 0;
     examples::EvalResult result;
-    const int64_t total_steps = epochs * train_loader.num_batches();
     for (int64_t epoch = first_epoch; epoch <= epochs; ++epoch) {
       auto start = std::chrono::steady_clock::now();
       double loss_sum = 0;
       int64_t correct = 0, seen = 0;
       for (Batch& batch : train_loader.epoch(epoch)) {
-        // Cosine decay from lr to 0 over the run: big steps early, fine ones at the end.
-        // (step_count() comes back with --resume, so the schedule continues where it was.)
-        const int64_t step = optimizer.step_count();
-        if (schedule == "cosine")
-          optimizer.set_lr(0.5f * flags.lr * (1.0f + std::cos(M_PI * step / total_steps)));
         optimizer.zero_grad();
         Tensor logits = model.forward(batch.inputs);
         Tensor loss = cross_entropy(logits, batch.targets);
         if (!dot_path.empty() && seen == 0 && epoch == 1) write_dot(loss, dot_path);
         loss.backward();
         optimizer.step();
+        if (schedule) schedule->step();
 
         loss_sum += loss.item() * batch.size();
         Tensor predicted = argmax(logits.detach(), 1);

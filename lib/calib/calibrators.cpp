@@ -3,7 +3,7 @@
 //
 // Fitting runs plain double-precision loops on the CPU over the held-out data,
 // checked once into a FitData. The scaling calibrators minimize their (convex)
-// objective with the small L-BFGS below; the binning calibrators count.
+// objective with minimize_lbfgs (optim/lbfgs.h); the binning calibrators count.
 // forward() of the scaling calibrators is built from ops (mul, add, linear), so it
 // is differentiable in the logits; the binning calibrators' forward is a lookup.
 #include "calib/calibrators.h"
@@ -12,8 +12,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
-#include <functional>
 #include <numeric>
 #include <vector>
 
@@ -142,123 +140,7 @@ void normalize_row(double* q, int64_t C) {
 }
 
 // ---------------------------------------------------------------------------
-// L-BFGS (Nocedal & Wright, "Numerical Optimization", algorithm 7.4/7.5) with a
-// backtracking Armijo line search. The objective returns f(x) and writes its
-// gradient. Every accepted step lowers f, so the result is never worse than x0.
-
-using Objective = std::function<double(const std::vector<double>& x, std::vector<double>& grad)>;
-
-struct LbfgsResult {
-  std::vector<double> x;
-  double f = 0.0;
-  int iterations = 0;
-  bool converged = false;
-};
-
-double dot(const std::vector<double>& a, const std::vector<double>& b) {
-  double s = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-
-double max_abs(const std::vector<double>& v) {
-  double m = 0.0;
-  for (double x : v) m = std::max(m, std::abs(x));
-  return m;
-}
-
-LbfgsResult minimize_lbfgs(const Objective& f_and_grad, std::vector<double> x0,
-                           const LbfgsOptions& options) {
-  constexpr double kArmijo = 1e-4;  // sufficient decrease: f(x + t d) <= f(x) + kArmijo t g.d
-  constexpr int kMaxHalvings = 60;
-  struct Pair {
-    std::vector<double> s, y;  // s = x_{k+1} - x_k, y = g_{k+1} - g_k
-    double rho;                // 1 / (y.s)
-  };
-  const size_t n = x0.size();
-  LbfgsResult result;
-  result.x = std::move(x0);
-  std::vector<double> g(n), next_x(n), next_g(n), d(n), alpha;
-  result.f = f_and_grad(result.x, g);
-  std::deque<Pair> history;
-  for (; result.iterations < options.max_iterations; ++result.iterations) {
-    if (max_abs(g) < options.gradient_tolerance) {
-      result.converged = true;
-      break;
-    }
-    // d = -H g by the two-loop recursion; H starts as gamma I with gamma = s.y / y.y
-    // of the newest pair (a curvature estimate), or a step of length <= 1 at first.
-    d = g;
-    alpha.assign(history.size(), 0.0);
-    for (size_t k = history.size(); k-- > 0;) {
-      alpha[k] = history[k].rho * dot(history[k].s, d);
-      for (size_t i = 0; i < n; ++i) d[i] -= alpha[k] * history[k].y[i];
-    }
-    const double gamma = history.empty() ? 1.0 / std::max(1.0, std::sqrt(dot(g, g)))
-                                         : dot(history.back().s, history.back().y) /
-                                               dot(history.back().y, history.back().y);
-    for (double& v : d) v *= gamma;
-    for (size_t k = 0; k < history.size(); ++k) {
-      const double beta = history[k].rho * dot(history[k].y, d);
-      for (size_t i = 0; i < n; ++i) d[i] += (alpha[k] - beta) * history[k].s[i];
-    }
-    for (double& v : d) v = -v;
-    double slope = dot(g, d);
-    if (!(slope < 0.0)) {  // not a descent direction (rounding): restart from -g
-      history.clear();
-      const double scale = 1.0 / std::max(1.0, std::sqrt(dot(g, g)));
-      for (size_t i = 0; i < n; ++i) d[i] = -g[i] * scale;
-      slope = dot(g, d);
-    }
-    double step = 1.0, next_f = result.f;
-    bool lowered = false;
-    for (int halving = 0; halving < kMaxHalvings; ++halving, step *= 0.5) {
-      for (size_t i = 0; i < n; ++i) next_x[i] = result.x[i] + step * d[i];
-      next_f = f_and_grad(next_x, next_g);
-      if (std::isfinite(next_f) && next_f <= result.f + kArmijo * step * slope) {
-        lowered = true;
-        break;
-      }
-    }
-    if (!lowered) break;  // no lower point along a descent direction: rounding noise
-    // The objective stopped changing: near the minimum a sum of N rounded terms
-    // cannot resolve smaller steps, and the gradient stays at its noise floor.
-    const double decrease = result.f - next_f;
-    const bool stalled =
-        decrease <= options.value_tolerance * std::max({1.0, std::abs(result.f), std::abs(next_f)});
-    Pair pair{std::vector<double>(n), std::vector<double>(n), 0.0};
-    for (size_t i = 0; i < n; ++i) {
-      pair.s[i] = next_x[i] - result.x[i];
-      pair.y[i] = next_g[i] - g[i];
-    }
-    // Keep the pair only with positive curvature, so H stays positive definite.
-    const double sy = dot(pair.s, pair.y);
-    if (sy > 1e-12 * std::sqrt(dot(pair.s, pair.s) * dot(pair.y, pair.y))) {
-      pair.rho = 1.0 / sy;
-      history.push_back(std::move(pair));
-      if (static_cast<int>(history.size()) > options.history) history.pop_front();
-    }
-    result.x.swap(next_x);
-    g.swap(next_g);
-    result.f = next_f;
-    if (stalled) {
-      result.converged = true;
-      ++result.iterations;
-      break;
-    }
-  }
-  if (!result.converged) result.converged = max_abs(g) < options.gradient_tolerance;
-  return result;
-}
-
-void check_lbfgs_options(const char* who, const LbfgsOptions& options) {
-  BRIDLE_CHECK(options.gradient_tolerance > 0.0 && options.value_tolerance >= 0.0 &&
-                   options.max_iterations >= 0 && options.history >= 1,
-               "{}: LbfgsOptions need gradient_tolerance > 0, value_tolerance >= 0, "
-               "max_iterations >= 0 and history >= 1, got {}, {}, {}, {}",
-               who, options.gradient_tolerance, options.value_tolerance, options.max_iterations,
-               options.history);
-}
+// Scaling helpers.
 
 // Shifts v to sum to 0: a bias shift every class shares does not change softmax.
 void center(std::vector<double>::iterator begin, std::vector<double>::iterator end) {
@@ -381,7 +263,7 @@ CalibratorFit VectorScaling::fit(const Tensor& logits, const Tensor& labels) {
   const int64_t N = data.N, C = data.C;
   // x = [w (C), b (C)]; a_i = w * z_i + b;
   //   dNLL/dw_c = mean_i (p_ic - [y_i == c]) z_ic,   dNLL/db_c = mean_i (p_ic - [y_i == c]).
-  Objective nll = [&](const std::vector<double>& x, std::vector<double>& grad) {
+  LbfgsObjective nll = [&](const std::vector<double>& x, std::vector<double>& grad) {
     std::fill(grad.begin(), grad.end(), 0.0);
     std::vector<double> a(C), da(C);
     double total = 0.0;
@@ -482,7 +364,7 @@ CalibratorFit MatrixScaling::fit(const Tensor& logits, const Tensor& labels) {
     for (double& v : grad) v /= static_cast<double>(N);
     return total / static_cast<double>(N);
   };
-  Objective objective = [&](const std::vector<double>& x, std::vector<double>& grad) {
+  LbfgsObjective objective = [&](const std::vector<double>& x, std::vector<double>& grad) {
     const double nll = mean_nll(x, grad);
     return nll + penalty(x, &grad);
   };

@@ -46,20 +46,9 @@
 #include <string>
 
 #include "nn/module.h"
+#include "optim/lbfgs.h"  // LbfgsOptions: the scaling calibrators fit with minimize_lbfgs
 
 namespace bridle {
-
-// The L-BFGS fit of the scaling calibrators (double precision, backtracking line
-// search that lowers the objective at every step). It has converged when every
-// |d objective / d parameter| < gradient_tolerance, or when an iteration lowers the
-// objective f by at most value_tolerance * max(1, |f|) (scipy's ftol): the limit of
-// what double sums over N samples resolve, reached with gradients around 1e-8.
-struct LbfgsOptions {
-  double gradient_tolerance = 1e-9;
-  double value_tolerance = 1e-14;
-  int max_iterations = 1000;
-  int history = 10;  // (s, y) pairs kept for the inverse-Hessian estimate
-};
 
 struct CalibratorFit {
   double nll_before = 0.0;  // mean NLL of softmax(logits) on the fit data
