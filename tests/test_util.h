@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bridle.h"
+#include "ops/fast_math.h"
 
 namespace bridle::testing {
 
@@ -53,6 +54,22 @@ void expect_error(Fn fn, const std::vector<std::string>& fragments) {
       EXPECT_NE(message.find(fragment), std::string::npos)
           << "message '" << message << "' lacks '" << fragment << "'";
   }
+}
+
+// Runs fn once per SIMD path this build can run on this CPU (AVX2 and, where
+// the CPU has it, AVX-512), so a kernel test covers every path; restores the
+// path that was selected.
+template <typename Fn>
+void for_each_simd_path(Fn fn) {
+  const SimdPath selected = simd_path();
+  std::vector<SimdPath> paths = {best_simd_path()};
+  if (best_simd_path() == SimdPath::kAvx512) paths.push_back(SimdPath::kAvx2);
+  for (SimdPath path : paths) {
+    SCOPED_TRACE(std::string("simd path ") + simd_path_name(path));
+    set_simd_path(path);
+    fn();
+  }
+  set_simd_path(selected);
 }
 
 }  // namespace bridle::testing

@@ -225,26 +225,17 @@ std::vector<CalibratorRow> compare_calibrators(const SplitLogits& held_out, cons
     calibrator.fit(held_out.logits, held_out.labels);
     return probabilities_from_logits(calibrator.forward(test.logits));
   });
-  add("vector scaling", [&] {
-    VectorScaling calibrator(classes);
-    calibrator.fit(held_out.logits, held_out.labels);
-    return calibrator.calibrated_probabilities(test.logits);
-  });
-  add("matrix scaling", [&] {
-    MatrixScaling calibrator(classes);
-    calibrator.fit(held_out.logits, held_out.labels);
-    return calibrator.calibrated_probabilities(test.logits);
-  });
-  add(fmt::format("histogram binning ({})", num_bins), [&] {
-    HistogramBinning calibrator(classes, num_bins);
-    calibrator.fit(held_out.logits, held_out.labels);
-    return calibrator.calibrated_probabilities(test.logits);
-  });
-  add("isotonic regression", [&] {
-    IsotonicCalibration calibrator(classes);
-    calibrator.fit(held_out.logits, held_out.labels);
-    return calibrator.calibrated_probabilities(test.logits);
-  });
+  auto add_calibrator = [&](const std::string& name, bridle::Calibrator&& calibrator) {
+    add(name, [&] {
+      calibrator.fit(held_out.logits, held_out.labels);
+      return calibrator.calibrated_probabilities(test.logits);
+    });
+  };
+  add_calibrator("vector scaling", VectorScaling(classes));
+  add_calibrator("matrix scaling", MatrixScaling(classes));
+  add_calibrator(fmt::format("histogram binning ({})", num_bins),
+                 HistogramBinning(classes, num_bins));
+  add_calibrator("isotonic regression", IsotonicCalibration(classes));
   if (print) {
     fmt::print("\ncalibrators fitted on {} held-out samples, judged on {} test samples\n",
                held_out.labels.numel(), test.labels.numel());

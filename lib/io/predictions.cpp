@@ -1,8 +1,6 @@
 // Prediction export; see predictions.h for the two formats.
 #include "io/predictions.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -10,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/atomic_file.h"
 #include "io/hdf5.h"
 #include "ops/softmax.h"
 
@@ -148,25 +147,12 @@ void save_predictions(const std::string& path, const Tensor& logits, const Tenso
       checked_labels(path, p.logits, labels.device().is_cpu() ? labels : labels.to(Device::cpu()));
   p.probabilities = softmax(p.logits, 1);
 
-  const std::string temp = fmt::format("{}.tmp.{}", path, static_cast<long>(::getpid()));
-  try {
+  write_file_atomically(path, [&](const std::string& temp) {
     if (format == Format::kHdf5)
       write_hdf5(temp, path, p);
     else
       write_csv(temp, path, p);
-  } catch (...) {
-    std::error_code ignored;
-    std::filesystem::remove(temp, ignored);
-    throw;
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(temp, ignored);
-    BRIDLE_FAIL("'{}': renaming the temporary file '{}' over it failed: {}", path, temp,
-                ec.message());
-  }
+  });
 }
 
 Predictions load_predictions(const std::string& path) {

@@ -118,12 +118,8 @@ void cross_entropy_backward(float* dlogits, const float* logits, const float* ls
     const float a = nll_scale[b] * (weight ? weight[y] : 1.0f);  // nll: w_y (p - onehot)
     const float s = smooth_scale ? smooth_scale[b] : 0.0f;       // smooth: p W - w
     const float p_coefficient = a + s * total_weight, l = lse[b];
-    if (s != 0.0f && weight)
-      add_or_store(dz, C, accumulate,
-                   [=](int64_t j) { return fast_exp(z[j] - l) * p_coefficient - s * weight[j]; });
-    else
-      add_or_store(dz, C, accumulate,
-                   [=](int64_t j) { return fast_exp(z[j] - l) * p_coefficient - s; });
+    // dz_j = p_j * p_coefficient - s w_j (w_j = 1 without weights)
+    row_exp_axpy(dz, z, C, l, p_coefficient, s != 0.0f ? weight : nullptr, -s, accumulate);
     dz[y] -= a;
   }
 }

@@ -5,6 +5,11 @@
 // AVX2 + FMA intrinsics when the build targets them and as plain loops
 // otherwise. Intrinsics, because GCC's `omp simd` reductions spill their partial
 // sums to the stack and cost several times the arithmetic on short rows.
+//
+// On a CPU with AVX-512 the row kernels (row_max, row_exp_sum, row_dot,
+// row_exp_axpy) run the 16-lane versions in fast_math_avx512.cpp instead; the
+// choice is made once at start-up (simd_path below) and can be changed for
+// comparisons: BRIDLE_SIMD=avx2 in the environment, or set_simd_path.
 #pragma once
 
 #include <cmath>
@@ -18,6 +23,36 @@
 #endif
 
 namespace bridle {
+
+// Which instructions the row kernels use: kPortable (plain loops; builds without
+// AVX2), kAvx2 (AVX2 + FMA, the build's baseline on x86-64) or kAvx512 (chosen at
+// run time when the CPU and the build both have it).
+enum class SimdPath { kPortable, kAvx2, kAvx512 };
+const char* simd_path_name(SimdPath path);
+// The best path this build can run on this CPU.
+SimdPath best_simd_path();
+// The path in use: best_simd_path(), or kAvx2 when BRIDLE_SIMD=avx2 is set.
+SimdPath simd_path();
+// Selects a path for the whole process (not thread-safe against running
+// kernels); a path the build or the CPU lacks is an error naming it.
+void set_simd_path(SimdPath path);
+
+#ifdef BRIDLE_AVX512_KERNELS
+namespace detail {
+extern bool use_avx512;  // simd_path() == kAvx512, read once per row
+}
+namespace avx512 {
+float row_max(const float* x, int64_t n, bool& has_nan);
+float row_exp_sum(const float* x, int64_t n, float shift, float scale, float* e);
+float row_dot(const float* a, const float* b, int64_t n);
+void row_exp_axpy(float* dst, const float* x, int64_t n, float shift, float coef, const float* b,
+                  float b_coef, bool accumulate);
+}  // namespace avx512
+#define BRIDLE_DISPATCH_AVX512(call) \
+  if (detail::use_avx512) return avx512::call
+#else
+#define BRIDLE_DISPATCH_AVX512(call)
+#endif
 
 // e^x with a relative error below 2e-7 on [-87.3, 88.3]; exact 0 below (including
 // -inf) and +inf above 88.73. The softmax family only calls it on x - max <= 0.
@@ -91,6 +126,7 @@ inline __m256i tail_mask(int64_t count) {
 
 // The largest of x[0..n) (-inf when n = 0); has_nan is set when any is NaN.
 inline float row_max(const float* x, int64_t n, bool& has_nan) {
+  BRIDLE_DISPATCH_AVX512(row_max(x, n, has_nan));
   float max = -std::numeric_limits<float>::infinity();
   int64_t j = 0;
   has_nan = false;
@@ -122,6 +158,7 @@ inline float row_max(const float* x, int64_t n, bool& has_nan) {
 // sum_j e_j with e_j = fast_exp((x_j - shift) * scale), j in [0, n); also
 // stores e_j into e unless it is null.
 inline float row_exp_sum(const float* x, int64_t n, float shift, float scale, float* e) {
+  BRIDLE_DISPATCH_AVX512(row_exp_sum(x, n, shift, scale, e));
   float sum = 0.0f;
   int64_t j = 0;
 #ifdef BRIDLE_AVX2
@@ -159,6 +196,7 @@ inline float row_exp_sum(const float* x, int64_t n, float shift, float scale, fl
 
 // sum_j a_j, or sum_j a_j b_j when b is not null, j in [0, n).
 inline float row_dot(const float* a, const float* b, int64_t n) {
+  BRIDLE_DISPATCH_AVX512(row_dot(a, b, n));
   float sum = 0.0f;
   int64_t j = 0;
 #ifdef BRIDLE_AVX2
@@ -204,5 +242,25 @@ inline void add_or_store(float* dst, int64_t n, bool accumulate, Value value) {
     for (int64_t j = 0; j < n; ++j) dst[j] = value(j);
   }
 }
+
+// dst[j] (+)= coef e^(x_j - shift) + b_coef b_j (b_j = 1 when b is null), j in
+// [0, n): the exp-bound backward loops of log_softmax and cross_entropy.
+inline void row_exp_axpy(float* dst, const float* x, int64_t n, float shift, float coef,
+                         const float* b, float b_coef, bool accumulate) {
+#ifdef BRIDLE_AVX512_KERNELS
+  if (detail::use_avx512) {
+    avx512::row_exp_axpy(dst, x, n, shift, coef, b, b_coef, accumulate);
+    return;
+  }
+#endif
+  if (b)
+    add_or_store(dst, n, accumulate,
+                 [=](int64_t j) { return fast_exp(x[j] - shift) * coef + b_coef * b[j]; });
+  else
+    add_or_store(dst, n, accumulate,
+                 [=](int64_t j) { return fast_exp(x[j] - shift) * coef + b_coef; });
+}
+
+#undef BRIDLE_DISPATCH_AVX512
 
 }  // namespace bridle

@@ -154,8 +154,7 @@ void softmax_backward(float* dinp, const float* out, const float* dout, int64_t 
     float* dx = dinp + r * n;
     if (log) {  // dx = (g - softmax * sum g) / T
       const float acc = row_dot(g, nullptr, n);
-      add_or_store(dx, n, accumulate,
-                   [=](int64_t j) { return (g[j] - fast_exp(y[j]) * acc) * inv_temp; });
+      row_exp_axpy(dx, y, n, 0.0f, -acc * inv_temp, g, inv_temp, accumulate);
     } else {  // dx = y (g - sum g y) / T
       const float acc = row_dot(g, y, n);
       add_or_store(dx, n, accumulate, [=](int64_t j) { return y[j] * (g[j] - acc) * inv_temp; });

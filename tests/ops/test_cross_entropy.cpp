@@ -13,6 +13,7 @@ namespace {
 using testing::expect_close;
 using testing::expect_error;
 using testing::expect_gradcheck;
+using testing::for_each_simd_path;
 
 using testing::grad_opts;
 
@@ -110,41 +111,43 @@ TEST(CrossEntropy, BadTargetsAndShapesAreErrors) {
 }
 
 TEST(CrossEntropy, FastKernelsMatchNaive) {
-  Generator gen(3);
-  for (int64_t C : {2, 10, 37, 1000}) {
-    const int64_t B = 19;
-    Tensor logits = randn({B, C}, gen) * 8.0f;
-    Tensor class_weight = uniform({C}, 0.1f, 2.0f, gen);
-    std::vector<int64_t> y(B);
-    for (int64_t b = 0; b < B; ++b) y[b] = (b * 7) % C;
-    y[4] = -100;
-    for (bool weighted : {false, true}) {
-      SCOPED_TRACE(fmt::format("C={} weighted={}", C, weighted));
-      const float* w = weighted ? class_weight.data<float>() : nullptr;
-      Tensor fast[3] = {Tensor::empty({B}), Tensor::empty({B}), Tensor::empty({B})};
-      Tensor naive[3] = {Tensor::empty({B}), Tensor::empty({B}), Tensor::empty({B})};
-      cpu::cross_entropy_forward(fast[0].data<float>(), fast[1].data<float>(),
-                                 fast[2].data<float>(), logits.data<float>(), y.data(), w, B, C,
-                                 int64_t{-100});
-      cpu::cross_entropy_forward_naive(naive[0].data<float>(), naive[1].data<float>(),
-                                       naive[2].data<float>(), logits.data<float>(), y.data(), w, B,
-                                       C, int64_t{-100});
-      expect_close(fast[0], naive[0], 1e-4f, 1e-5f);  // nll
-      expect_close(fast[1], naive[1], 1e-2f, 1e-5f);  // smooth: a sum of C terms
-      expect_close(fast[2], naive[2], 1e-5f, 1e-6f);  // lse
+  for_each_simd_path([] {
+    Generator gen(3);
+    for (int64_t C : {2, 10, 37, 1000}) {
+      const int64_t B = 19;
+      Tensor logits = randn({B, C}, gen) * 8.0f;
+      Tensor class_weight = uniform({C}, 0.1f, 2.0f, gen);
+      std::vector<int64_t> y(B);
+      for (int64_t b = 0; b < B; ++b) y[b] = (b * 7) % C;
+      y[4] = -100;
+      for (bool weighted : {false, true}) {
+        SCOPED_TRACE(fmt::format("C={} weighted={}", C, weighted));
+        const float* w = weighted ? class_weight.data<float>() : nullptr;
+        Tensor fast[3] = {Tensor::empty({B}), Tensor::empty({B}), Tensor::empty({B})};
+        Tensor naive[3] = {Tensor::empty({B}), Tensor::empty({B}), Tensor::empty({B})};
+        cpu::cross_entropy_forward(fast[0].data<float>(), fast[1].data<float>(),
+                                   fast[2].data<float>(), logits.data<float>(), y.data(), w, B, C,
+                                   int64_t{-100});
+        cpu::cross_entropy_forward_naive(naive[0].data<float>(), naive[1].data<float>(),
+                                         naive[2].data<float>(), logits.data<float>(), y.data(), w,
+                                         B, C, int64_t{-100});
+        expect_close(fast[0], naive[0], 1e-4f, 1e-5f);  // nll
+        expect_close(fast[1], naive[1], 1e-2f, 1e-5f);  // smooth: a sum of C terms
+        expect_close(fast[2], naive[2], 1e-5f, 1e-6f);  // lse
 
-      Tensor targets = softmax(randn({B, C}, gen), 1);
-      cpu::cross_entropy_soft_forward(fast[0].data<float>(), fast[1].data<float>(),
-                                      fast[2].data<float>(), logits.data<float>(),
-                                      targets.data<float>(), w, 0.1f, B, C);
-      cpu::cross_entropy_soft_forward_naive(naive[0].data<float>(), naive[1].data<float>(),
-                                            naive[2].data<float>(), logits.data<float>(),
-                                            targets.data<float>(), w, 0.1f, B, C);
-      expect_close(fast[0], naive[0], 1e-4f, 1e-4f);  // loss
-      expect_close(fast[1], naive[1], 1e-5f, 1e-6f);  // lse
-      expect_close(fast[2], naive[2], 1e-5f, 1e-5f);  // target mass
+        Tensor targets = softmax(randn({B, C}, gen), 1);
+        cpu::cross_entropy_soft_forward(fast[0].data<float>(), fast[1].data<float>(),
+                                        fast[2].data<float>(), logits.data<float>(),
+                                        targets.data<float>(), w, 0.1f, B, C);
+        cpu::cross_entropy_soft_forward_naive(naive[0].data<float>(), naive[1].data<float>(),
+                                              naive[2].data<float>(), logits.data<float>(),
+                                              targets.data<float>(), w, 0.1f, B, C);
+        expect_close(fast[0], naive[0], 1e-4f, 1e-4f);  // loss
+        expect_close(fast[1], naive[1], 1e-5f, 1e-6f);  // lse
+        expect_close(fast[2], naive[2], 1e-5f, 1e-5f);  // target mass
+      }
     }
-  }
+  });
 }
 
 TEST(CrossEntropy, OptionsMatchTheirDefinitions) {

@@ -13,6 +13,7 @@ namespace {
 using testing::expect_close;
 using testing::expect_error;
 using testing::expect_gradcheck;
+using testing::for_each_simd_path;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
@@ -90,43 +91,45 @@ TEST(Softmax, RowsSumToOneAlongAnyDim) {
 }
 
 TEST(Softmax, FastKernelMatchesNaive) {
-  Generator gen(2);
-  for (int64_t n : {1, 7, 8, 10, 16, 17, 33, 1000, 2500}) {
-    Tensor x = randn({17, n}, gen) * 10.0f;
-    if (n > 1) x.set({3, 0}, -kInf);  // one -inf in a row (a row of only -inf is an error)
-    for (bool log : {false, true}) {
-      for (float inv_temp : {1.0f, 0.3f}) {
-        Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
-        EXPECT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 17, n, inv_temp, log),
-                  -1);
-        EXPECT_EQ(cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 17, n, 1,
-                                             inv_temp, log),
-                  -1);
-        if (log) {  // compare the finite entries; -inf must match exactly
-          std::vector<float> f = fast.to_vector(), g = naive.to_vector();
-          for (size_t i = 0; i < f.size(); ++i)
-            if (std::isinf(g[i]))
-              EXPECT_EQ(f[i], g[i]);
-            else
-              EXPECT_NEAR(f[i], g[i], 1e-5f + 1e-5f * std::abs(g[i]));
-        } else {
-          expect_close(fast, naive, 1e-7f, 1e-5f);
+  for_each_simd_path([] {
+    Generator gen(2);
+    for (int64_t n : {1, 7, 8, 10, 16, 17, 33, 1000, 2500}) {
+      Tensor x = randn({17, n}, gen) * 10.0f;
+      if (n > 1) x.set({3, 0}, -kInf);  // one -inf in a row (a row of only -inf is an error)
+      for (bool log : {false, true}) {
+        for (float inv_temp : {1.0f, 0.3f}) {
+          Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
+          EXPECT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 17, n, inv_temp, log),
+                    -1);
+          EXPECT_EQ(cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 17, n, 1,
+                                               inv_temp, log),
+                    -1);
+          if (log) {  // compare the finite entries; -inf must match exactly
+            std::vector<float> f = fast.to_vector(), g = naive.to_vector();
+            for (size_t i = 0; i < f.size(); ++i)
+              if (std::isinf(g[i]))
+                EXPECT_EQ(f[i], g[i]);
+              else
+                EXPECT_NEAR(f[i], g[i], 1e-5f + 1e-5f * std::abs(g[i]));
+          } else {
+            expect_close(fast, naive, 1e-7f, 1e-5f);
+          }
+          Tensor dout = randn(x.shape(), gen);
+          Tensor dfast = zeros(x.shape()), dnaive = zeros(x.shape());
+          cpu::softmax_backward(dfast.data<float>(), naive.data<float>(), dout.data<float>(), 17, n,
+                                inv_temp, log);
+          cpu::softmax_backward_naive(dnaive.data<float>(), naive.data<float>(), dout.data<float>(),
+                                      17, n, 1, inv_temp, log);
+          expect_close(dfast, dnaive, 1e-5f, 1e-4f);
+          // Without accumulate the kernel overwrites every element of a fresh buffer.
+          Tensor dfresh = full(x.shape(), std::numeric_limits<float>::quiet_NaN());
+          cpu::softmax_backward(dfresh.data<float>(), naive.data<float>(), dout.data<float>(), 17,
+                                n, inv_temp, log, /*accumulate=*/false);
+          expect_close(dfresh, dnaive, 1e-5f, 1e-4f);
         }
-        Tensor dout = randn(x.shape(), gen);
-        Tensor dfast = zeros(x.shape()), dnaive = zeros(x.shape());
-        cpu::softmax_backward(dfast.data<float>(), naive.data<float>(), dout.data<float>(), 17, n,
-                              inv_temp, log);
-        cpu::softmax_backward_naive(dnaive.data<float>(), naive.data<float>(), dout.data<float>(),
-                                    17, n, 1, inv_temp, log);
-        expect_close(dfast, dnaive, 1e-5f, 1e-4f);
-        // Without accumulate the kernel overwrites every element of a fresh buffer.
-        Tensor dfresh = full(x.shape(), std::numeric_limits<float>::quiet_NaN());
-        cpu::softmax_backward(dfresh.data<float>(), naive.data<float>(), dout.data<float>(), 17, n,
-                              inv_temp, log, /*accumulate=*/false);
-        expect_close(dfresh, dnaive, 1e-5f, 1e-4f);
       }
     }
-  }
+  });
 }
 
 // The fast forward reads a row once, block by block (1024 elements), rescaling
@@ -134,37 +137,40 @@ TEST(Softmax, FastKernelMatchesNaive) {
 // comes late, whose first block is all -inf, or whose values span a large
 // range must match the three-pass reference.
 TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
-  Generator gen(7);
-  const int64_t n = 5000;
-  Tensor x = randn({4, n}, gen);
-  for (int64_t j = 0; j < n; ++j) {
-    x.set({0, j}, static_cast<double>(j) * 0.01);  // rising: every block raises the max
-    if (j < 1500) x.set({1, j}, -kInf);            // first block (and a half) all -inf
-    x.set({2, j}, x.at({2, j}) * 30.0 - 200.0);    // a wide, negative range
-  }
-  x.set({3, n - 1}, 80.0);  // one large value at the very end
-  for (bool log : {false, true}) {
-    Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
-    ASSERT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 4, n, 1.0f, log), -1);
-    ASSERT_EQ(cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 4, n, 1, 1.0f, log),
-              -1);
-    std::vector<float> f = fast.to_vector(), g = naive.to_vector();
-    for (size_t i = 0; i < f.size(); ++i) {
-      if (std::isinf(g[i]))
-        EXPECT_EQ(f[i], g[i]) << "element " << i;
-      else
-        EXPECT_NEAR(f[i], g[i], (log ? 2e-5f : 1e-7f) + 1e-5f * std::abs(g[i])) << "element " << i;
+  for_each_simd_path([] {
+    Generator gen(7);
+    const int64_t n = 5000;
+    Tensor x = randn({4, n}, gen);
+    for (int64_t j = 0; j < n; ++j) {
+      x.set({0, j}, static_cast<double>(j) * 0.01);  // rising: every block raises the max
+      if (j < 1500) x.set({1, j}, -kInf);            // first block (and a half) all -inf
+      x.set({2, j}, x.at({2, j}) * 30.0 - 200.0);    // a wide, negative range
     }
-  }
-  for (int64_t r = 0; r < 4; ++r) {
-    std::vector<float> row(x.data<float>() + r * n, x.data<float>() + (r + 1) * n);
-    double max = -kInf, sum = 0.0;
-    for (float v : row) max = std::max<double>(max, v);
-    for (float v : row) sum += std::exp(v - max);
-    EXPECT_NEAR(cpu::row_logsumexp(row.data(), n), max + std::log(sum), 1e-4);
-  }
-  std::vector<float> with_nan = {1.0f, std::numeric_limits<float>::quiet_NaN(), 2.0f};
-  EXPECT_TRUE(std::isnan(cpu::row_logsumexp(with_nan.data(), 3)));
+    x.set({3, n - 1}, 80.0);  // one large value at the very end
+    for (bool log : {false, true}) {
+      Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
+      ASSERT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 4, n, 1.0f, log), -1);
+      ASSERT_EQ(
+          cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 4, n, 1, 1.0f, log), -1);
+      std::vector<float> f = fast.to_vector(), g = naive.to_vector();
+      for (size_t i = 0; i < f.size(); ++i) {
+        if (std::isinf(g[i]))
+          EXPECT_EQ(f[i], g[i]) << "element " << i;
+        else
+          EXPECT_NEAR(f[i], g[i], (log ? 2e-5f : 1e-7f) + 1e-5f * std::abs(g[i]))
+              << "element " << i;
+      }
+    }
+    for (int64_t r = 0; r < 4; ++r) {
+      std::vector<float> row(x.data<float>() + r * n, x.data<float>() + (r + 1) * n);
+      double max = -kInf, sum = 0.0;
+      for (float v : row) max = std::max<double>(max, v);
+      for (float v : row) sum += std::exp(v - max);
+      EXPECT_NEAR(cpu::row_logsumexp(row.data(), n), max + std::log(sum), 1e-4);
+    }
+    std::vector<float> with_nan = {1.0f, std::numeric_limits<float>::quiet_NaN(), 2.0f};
+    EXPECT_TRUE(std::isnan(cpu::row_logsumexp(with_nan.data(), 3)));
+  });
 }
 
 // The first backward into x writes a fresh gradient; later ones add to it.

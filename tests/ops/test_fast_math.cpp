@@ -1,0 +1,125 @@
+// fast_math.h: fast_exp against std::exp, and the row kernels (max with NaN
+// detection, sum of exps, dot, exp-axpy) against plain double loops on every
+// SIMD path and every tail length, so the AVX-512 and AVX2 code are both held to
+// the same reference.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../test_util.h"
+#include "ops/fast_math.h"
+
+namespace bridle {
+namespace {
+
+using testing::for_each_simd_path;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+TEST(FastMath, ExpRelativeErrorAndRange) {
+  double worst = 0.0;
+  for (float x = -87.0f; x < 88.0f; x += 0.0137f) {
+    const double exact = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::abs(fast_exp(x) - exact) / exact);
+  }
+  EXPECT_LT(worst, 2e-7);
+  EXPECT_EQ(fast_exp(-kInf), 0.0f);
+  EXPECT_EQ(fast_exp(-100.0f), 0.0f);
+  EXPECT_EQ(fast_exp(0.0f), 1.0f);
+  EXPECT_EQ(fast_exp(89.0f), kInf);
+  EXPECT_EQ(fast_exp(kInf), kInf);
+}
+
+// Values in [-20, 0] with a -inf and a large negative here and there.
+std::vector<float> row_values(int64_t n, uint64_t seed) {
+  Generator gen(seed);
+  std::vector<float> x(n);
+  for (int64_t j = 0; j < n; ++j) x[j] = gen.uniform(-20.0f, 0.0f);
+  if (n > 3) x[3] = -kInf;
+  if (n > 5) x[n - 2] = -150.0f;
+  return x;
+}
+
+TEST(FastMath, RowKernelsMatchDoubleLoopsOnEveryPath) {
+  for_each_simd_path([] {
+    for (int64_t n = 0; n <= 70; ++n) {
+      for (int64_t big : {int64_t{0}, int64_t{1000}}) {
+        const int64_t len = n + big;
+        SCOPED_TRACE(::testing::Message() << "n=" << len);
+        std::vector<float> x = row_values(len, 10 + len), b = row_values(len, 99 + len);
+        for (float& v : b) v = std::isinf(v) ? 0.5f : v * 0.1f;
+        double max = -kInf, exp_sum = 0.0, sum_b = 0.0, dot = 0.0;
+        for (int64_t j = 0; j < len; ++j) {
+          max = std::max<double>(max, x[j]);
+          exp_sum += std::exp((static_cast<double>(x[j]) + 3.0) * 0.5);
+          sum_b += b[j];
+          dot += static_cast<double>(b[j]) * (std::isinf(x[j]) ? 0.0 : x[j]);
+        }
+        bool has_nan = true;
+        EXPECT_EQ(row_max(x.data(), len, has_nan), static_cast<float>(max));
+        EXPECT_FALSE(has_nan);
+        std::vector<float> e(len, -1.0f);
+        EXPECT_NEAR(row_exp_sum(x.data(), len, -3.0f, 0.5f, e.data()), exp_sum, 1e-5 * exp_sum);
+        for (int64_t j = 0; j < len; ++j)
+          EXPECT_NEAR(e[j], std::exp((static_cast<double>(x[j]) + 3.0) * 0.5),
+                      2e-7 * std::exp((static_cast<double>(x[j]) + 3.0) * 0.5))
+              << "element " << j;
+        EXPECT_NEAR(row_dot(b.data(), nullptr, len), sum_b, 1e-5 * (1.0 + std::abs(sum_b)));
+        std::vector<float> finite_x = x;
+        for (float& v : finite_x) v = std::isinf(v) ? 0.0f : v;
+        EXPECT_NEAR(row_dot(b.data(), finite_x.data(), len), dot, 1e-4 * (1.0 + std::abs(dot)));
+        // dst (+)= coef e^(x - shift) + b_coef b, with and without b, both write modes.
+        for (bool accumulate : {false, true}) {
+          for (bool with_b : {false, true}) {
+            std::vector<float> dst(len + 1, 2.0f);  // one past the end must stay untouched
+            row_exp_axpy(dst.data(), x.data(), len, -1.0f, 0.25f, with_b ? b.data() : nullptr,
+                         -3.0f, accumulate);
+            for (int64_t j = 0; j < len; ++j) {
+              const double want = (accumulate ? 2.0 : 0.0) +
+                                  0.25 * std::exp(static_cast<double>(x[j]) + 1.0) -
+                                  3.0 * (with_b ? b[j] : 1.0);
+              EXPECT_NEAR(dst[j], want, 1e-6 * (1.0 + std::abs(want))) << "element " << j;
+            }
+            EXPECT_EQ(dst[len], 2.0f);
+          }
+        }
+      }
+    }
+  });
+}
+
+TEST(FastMath, RowMaxFindsNanAtEveryPosition) {
+  for_each_simd_path([] {
+    for (int64_t n : {1, 15, 16, 17, 31, 32, 33, 100}) {
+      for (int64_t at = 0; at < n; ++at) {
+        std::vector<float> x(n, 1.0f);
+        x[at] = std::numeric_limits<float>::quiet_NaN();
+        bool has_nan = false;
+        row_max(x.data(), n, has_nan);
+        EXPECT_TRUE(has_nan) << "n=" << n << " NaN at " << at;
+      }
+      std::vector<float> all_neg_inf(n, -kInf);
+      bool has_nan = true;
+      EXPECT_EQ(row_max(all_neg_inf.data(), n, has_nan), -kInf);
+      EXPECT_FALSE(has_nan);
+    }
+  });
+}
+
+TEST(FastMath, SimdPathSelection) {
+  const SimdPath best = best_simd_path();
+  EXPECT_STREQ(simd_path_name(SimdPath::kAvx512), "avx512");
+  if (best != SimdPath::kAvx512)
+    testing::expect_error([] { set_simd_path(SimdPath::kAvx512); }, {"avx512", "not available"});
+  if (best != SimdPath::kPortable)
+    testing::expect_error([] { set_simd_path(SimdPath::kPortable); }, {"portable"});
+  const SimdPath selected = simd_path();
+  set_simd_path(best);
+  EXPECT_EQ(simd_path(), best);
+  set_simd_path(selected);
+}
+
+}  // namespace
+}  // namespace bridle
