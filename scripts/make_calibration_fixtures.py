@@ -10,10 +10,11 @@ float64 from those float32 values.
 
 Run (numpy only):  /usr/bin/python3 scripts/make_calibration_fixtures.py
 """
-import json
 import os
 
 import numpy as np
+
+from fixture_util import write_fixture
 
 NLL_FLOOR = 1e-12
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
@@ -145,10 +146,7 @@ def main():
     cases = [make_case("n200_c5", 0, 200, 5, 2.5), make_case("n57_c10", 1, 57, 10, 1.5)]
     doc = {"generator": "scripts/make_calibration_fixtures.py", "numpy": np.__version__,
            "cases": cases}
-    with open(OUT, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print("wrote", os.path.normpath(OUT))
+    write_fixture(OUT, doc)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ each float32, so the C++ reads the same numbers.
 
 Run (numpy, torch, scikit-learn 1.2):  /usr/bin/python3 scripts/make_calibrator_fixtures.py
 """
-import json
 import math
 import os
 
@@ -33,6 +32,8 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV, calibration_curve
 from sklearn.isotonic import IsotonicRegression
+
+from fixture_util import write_fixture
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
                    "calibrator_reference.json")
@@ -244,10 +245,7 @@ def main():
     doc = {"generator": "scripts/make_calibrator_fixtures.py", "numpy": np.__version__,
            "torch": torch.__version__, "sklearn": sklearn.__version__,
            "scaling": scaling_case(), "binning": binning_case()}
-    with open(OUT, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print("wrote", os.path.normpath(OUT))
+    write_fixture(OUT, doc)
 
 
 if __name__ == "__main__":

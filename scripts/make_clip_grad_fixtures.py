@@ -8,11 +8,12 @@ gradients after clipping.
 
 Run (torch 1.13):  /usr/bin/python3 scripts/make_clip_grad_fixtures.py
 """
-import json
 import os
 
 import numpy as np
 import torch
+
+from fixture_util import write_fixture
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
                    "clip_grad.json")
@@ -58,10 +59,7 @@ def main():
     doc = {"generator": "scripts/make_clip_grad_fixtures.py", "torch": torch.__version__,
            "shapes": SHAPES, "grads": [[float(v) for v in g.reshape(-1)] for g in grads],
            "norm": norm_cases, "value": value_cases}
-    with open(OUT, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print("wrote", os.path.normpath(OUT))
+    write_fixture(OUT, doc)
 
 
 if __name__ == "__main__":

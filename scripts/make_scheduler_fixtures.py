@@ -15,13 +15,14 @@ after], milestones=[warmup_steps]). OneCycleLR runs with cycle_momentum=False
 
 Run (torch 1.13):  /usr/bin/python3 scripts/make_scheduler_fixtures.py
 """
-import json
 import os
 import warnings
 
 import numpy as np
 import torch
 from torch.optim import lr_scheduler as sched
+
+from fixture_util import write_fixture
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
                    "lr_schedules.json")
@@ -155,10 +156,7 @@ def main():
     ]
     doc = {"generator": "scripts/make_scheduler_fixtures.py", "torch": torch.__version__,
            "steps": STEPS, "base_lrs": BASE_LRS, "cases": cases}
-    with open(OUT, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print("wrote", os.path.normpath(OUT))
+    write_fixture(OUT, doc)
 
 
 if __name__ == "__main__":

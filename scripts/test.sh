@@ -38,6 +38,7 @@ build/examples/custom_function --smoke
 build/examples/temperature --smoke
 build/examples/multilabel --smoke
 build/examples/calibrate --smoke --data "$fixtures/mnist_subset" --threads 1
+build/examples/word_lm --smoke --data "$fixtures/brown_subset"
 build/examples/mnist_lenet --smoke --data "$fixtures/mnist_subset"
 build/examples/mnist_cnn --smoke --data "$fixtures/mnist_subset"
 # CIFAR-10 from the shared copy beside the repository when there is one (CI has it).

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -54,6 +58,18 @@ void expect_error(Fn fn, const std::vector<std::string>& fragments) {
       EXPECT_NE(message.find(fragment), std::string::npos)
           << "message '" << message << "' lacks '" << fragment << "'";
   }
+}
+
+// tests/fixtures/<name>, parsed once; script is the committed script that writes it
+// (named in the error when the file is missing).
+inline const nlohmann::json& json_fixture(const std::string& name, const std::string& script) {
+  static std::map<std::string, nlohmann::json> cache;
+  auto found = cache.find(name);
+  if (found != cache.end()) return found->second;
+  const std::string path = std::string(BRIDLE_FIXTURES_DIR) + "/" + name;
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path + " (see " + script + ")");
+  return cache.emplace(name, nlohmann::json::parse(in)).first->second;
 }
 
 // Runs fn once per SIMD path this build can run on this CPU (AVX2 and, where

@@ -284,15 +284,7 @@ TEST(CalibratorIsotonic, ZeroRowsGoUniform) {
 // Parity with scikit-learn and torch.
 
 const json& reference() {
-  static const json doc = [] {
-    std::string path = std::string(BRIDLE_FIXTURES_DIR) + "/calibrator_reference.json";
-    std::ifstream in(path);
-    if (!in)
-      throw std::runtime_error("cannot open " + path +
-                               " (see scripts/make_calibrator_fixtures.py)");
-    return json::parse(in);
-  }();
-  return doc;
+  return testing::json_fixture("calibrator_reference.json", "scripts/make_calibrator_fixtures.py");
 }
 
 Tensor logits_from(const json& j, int64_t N, int64_t C) {

@@ -334,15 +334,8 @@ TEST(CalibrationMetrics, TableAndCsv) {
 // Parity with the independent numpy implementation (float64 from the same float32
 // inputs): agreement to rounding, |bridle - numpy| <= 1e-10 + 1e-9 |numpy|.
 const json& reference() {
-  static const json doc = [] {
-    std::string path = std::string(BRIDLE_FIXTURES_DIR) + "/calibration_reference.json";
-    std::ifstream in(path);
-    if (!in)
-      throw std::runtime_error("cannot open " + path +
-                               " (see scripts/make_calibration_fixtures.py)");
-    return json::parse(in);
-  }();
-  return doc;
+  return testing::json_fixture("calibration_reference.json",
+                               "scripts/make_calibration_fixtures.py");
 }
 
 void expect_matches(double actual, const json& expected, const std::string& what) {

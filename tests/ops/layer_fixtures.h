@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../test_util.h"
 #include "bridle.h"
 
 namespace bridle::testing {
@@ -22,14 +23,7 @@ namespace bridle::testing {
 using json = nlohmann::json;
 
 inline const json& layer_fixture() {
-  static const json doc = [] {
-    std::string path = std::string(BRIDLE_FIXTURES_DIR) + "/torch_layers.json";
-    std::ifstream in(path);
-    if (!in)
-      throw std::runtime_error("cannot open " + path + " (see scripts/make_layer_fixtures.py)");
-    return json::parse(in);
-  }();
-  return doc;
+  return json_fixture("torch_layers.json", "scripts/make_layer_fixtures.py");
 }
 
 // JSON has no inf/nan: the fixture writes them as strings.
