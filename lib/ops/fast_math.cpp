@@ -1,6 +1,7 @@
 // The run-time choice of fast_math.h's row kernels (see simd_path there).
 #include "ops/fast_math.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -22,9 +23,14 @@ bool cpu_has_avx512() {
 
 SimdPath initial_path() {
   const char* forced = std::getenv("BRIDLE_SIMD");
-  if (forced && std::string(forced) == "avx2" && best_simd_path() == SimdPath::kAvx512)
-    return SimdPath::kAvx2;
-  return best_simd_path();
+  const SimdPath best = best_simd_path();
+  if (forced == nullptr || std::string(forced).empty()) return best;
+  const std::string wanted = forced;
+  if (wanted == "avx2" && best == SimdPath::kAvx512) return SimdPath::kAvx2;
+  if (wanted != simd_path_name(best))  // start-up: no exception to throw, so say it
+    std::fprintf(stderr, "bridle: BRIDLE_SIMD=%s is not available here; using %s\n", wanted.c_str(),
+                 simd_path_name(best));
+  return best;
 }
 
 SimdPath current_path = initial_path();

@@ -31,7 +31,8 @@ enum class SimdPath { kPortable, kAvx2, kAvx512 };
 const char* simd_path_name(SimdPath path);
 // The best path this build can run on this CPU.
 SimdPath best_simd_path();
-// The path in use: best_simd_path(), or kAvx2 when BRIDLE_SIMD=avx2 is set.
+// The path in use: best_simd_path(), or kAvx2 when BRIDLE_SIMD=avx2 is set (a
+// value the build or CPU cannot run is reported on stderr and ignored).
 SimdPath simd_path();
 // Selects a path for the whole process (not thread-safe against running
 // kernels); a path the build or the CPU lacks is an error naming it.
