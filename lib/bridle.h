@@ -1,10 +1,12 @@
 // bridle: everything a training program needs, in one include.
 #pragma once
 
+#include "autograd/anomaly.h"
 #include "autograd/function.h"
 #include "autograd/gradcheck.h"
 #include "autograd/graphviz.h"
 #include "autograd/node.h"
+#include "autograd/profiler.h"
 #include "calib/calibrators.h"
 #include "calib/metrics.h"
 #include "calib/temperature_scaling.h"

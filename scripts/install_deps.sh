@@ -10,6 +10,7 @@ packages=(
   libhdf5-dev             # checkpoints
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  graphviz                # draws autograd graphs (render_graph, --graph)
 )
 if [[ "${1:-}" == "--with-npm" ]] && ! command -v npm >/dev/null; then packages+=(npm); fi
 

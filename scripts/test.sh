@@ -31,12 +31,20 @@ build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --eval "$ckpt_d
 test "$(wc -l < "$ckpt_dir/test_predictions.csv")" -eq 501
 test "$(head -2 "$ckpt_dir/test_predictions.csv" | tail -1 | tr ',' '\n' | wc -l)" -eq 21
 if python3 -c "import h5py" 2>/dev/null; then python3 scripts/inspect_checkpoint.py "$ckpt_dir/mlp.h5"; fi
-rm -rf "$ckpt_dir"
 build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --optimizer adamw --lr 0.001 \
   --schedule onecycle --no-decay-1d
-build/examples/custom_function --smoke
+# The teaching path, in order.
+for lesson in 01_scalar_autograd 02_backprop_by_hand 03_stable_softmax 04_custom_layer 05_onward; do
+  build/examples/$lesson --smoke
+done
+# The inspection tools: a profile table, anomaly checks on every op, a graph picture.
+build/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --profile --detect-anomaly \
+  --graph "$ckpt_dir/step_graph.svg"
+grep -q "<svg" "$ckpt_dir/step_graph.svg"
+rm -rf "$ckpt_dir"
 build/examples/temperature --smoke
 build/examples/multilabel --smoke
+build/examples/softmax_relatives --smoke
 build/examples/calibrate --smoke --data "$fixtures/mnist_subset" --threads 1
 build/examples/word_lm --smoke --data "$fixtures/brown_subset"
 build/examples/mnist_lenet --smoke --data "$fixtures/mnist_subset"
@@ -48,5 +56,7 @@ if [[ -f "$cifar" ]]; then
 else
   echo "skipping the cifar10_resnet smoke run: no $cifar"
 fi
-build-asan/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --threads 2
+build-asan/examples/mnist_mlp --smoke --data "$fixtures/mnist_subset" --threads 2 --profile \
+  --detect-anomaly
+build-asan/examples/01_scalar_autograd --smoke
 echo "== all tests passed"

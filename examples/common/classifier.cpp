@@ -54,17 +54,22 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
   double train_seconds = 0;
   int64_t trained_examples = 0;
   EvalResult result;
+  StepProfiler step_profiler(flags, run.example + " training");  // --profile
   for (int64_t epoch = first_epoch; epoch <= run.epochs; ++epoch) {
     auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     for (Batch& batch : run.train_loader->epoch(epoch)) {
+      auto profiled = step_profiler.step();
       optimizer.zero_grad();
       Tensor logits = model.forward(batch.inputs);
       Tensor loss = cross_entropy(logits, batch.targets);
       loss.backward();
-      optimizer.step();
-      if (run.schedule != nullptr) run.schedule->step();
+      {
+        ProfileRegion region("optimizer step");
+        optimizer.step();
+        if (run.schedule != nullptr) run.schedule->step();
+      }
 
       loss_sum += loss.item() * batch.size();
       Tensor predicted = argmax(logits.detach(), 1);

@@ -29,6 +29,10 @@ void add_common_flags(CLI::App& app, CommonFlags& flags) {
   app.add_flag("--smoke", flags.smoke, "Run a few batches only (for CI)");
   app.add_option("--metrics-out", flags.metrics_out,
                  "Also write the final JSON metrics to this file");
+  app.add_flag("--profile", flags.profile,
+               "Print a table of wall time and bytes moved per op (forward and backward)");
+  app.add_flag("--detect-anomaly", flags.detect_anomaly,
+               "Stop at the first op whose output or gradient has a NaN or an infinity");
 }
 
 void apply_common_flags(const CommonFlags& flags) {
@@ -37,11 +41,23 @@ void apply_common_flags(const CommonFlags& flags) {
                "--device {}: this build has no CUDA backend (or no GPU is present)", flags.device);
   set_num_threads(flags.threads);
   manual_seed(flags.seed);
+  if (flags.profile) {
+    set_profiling(true);
+    reset_profile();
+  }
+  if (flags.detect_anomaly) {
+    set_detect_anomaly(true);
+    spdlog::info("anomaly detection on: every op's output and gradient is checked (slow)");
+  }
   spdlog::info("threads: {}; gemm: {}; seed {}", threading_info(),
                gemm_backend_name(gemm_backend()), flags.seed);
 }
 
 void report_metrics(const CommonFlags& flags, const nlohmann::json& metrics) {
+  if (flags.profile && profiling()) {  // no StepProfiler printed it: the whole run
+    set_profiling(false);
+    spdlog::info("profile of the whole run:\n{}", profile_report().table());
+  }
   std::string line = metrics.dump();
   std::cout << line << std::endl;
   if (flags.metrics_out.empty()) return;
@@ -54,6 +70,48 @@ void report_metrics(const CommonFlags& flags, const nlohmann::json& metrics) {
     BRIDLE_CHECK(out.good(), "--metrics-out: writing '{}' failed", tmp);
   }
   std::filesystem::rename(tmp, flags.metrics_out);
+}
+
+void save_graph(const Tensor& root, const std::string& path,
+                const std::vector<std::pair<std::string, Tensor>>& names) {
+  DotOptions options{.gradient_norms = true, .names = names};
+  if (std::filesystem::path(path).extension() == ".dot") {
+    write_dot(root, path, options);
+    spdlog::info("graph: {} (render it with: dot -Tsvg {} -o graph.svg)", path, path);
+  } else if (render_graph(root, path, options)) {
+    spdlog::info("graph: {}", path);
+  }
+}
+
+StepProfiler::StepProfiler(const CommonFlags& flags, std::string title, int warmup, int steps)
+    : enabled_(flags.profile), title_(std::move(title)), warmup_(warmup), steps_(steps) {
+  if (enabled_) set_profiling(false);  // from now on, only inside steps
+}
+
+StepProfiler::~StepProfiler() {
+  if (enabled_ && !printed_ && seen_ > 0) print();
+}
+
+void StepProfiler::print() {
+  printed_ = true;
+  const int counted = seen_ > warmup_ ? seen_ - warmup_ : seen_;
+  spdlog::info("profile of {}: {} training steps{}\n{}", title_, counted,
+               seen_ > warmup_ ? fmt::format(" after {} of warm-up", warmup_) : "",
+               profile_report().table());
+}
+
+StepProfiler::Step::Step(StepProfiler* profiler) : profiler_(profiler) {
+  if (profiler_ == nullptr) return;
+  if (profiler_->seen_ == 0 || profiler_->seen_ == profiler_->warmup_) reset_profile();
+  set_profiling(true);
+  step_.emplace();
+}
+
+StepProfiler::Step::~Step() {
+  if (profiler_ == nullptr) return;
+  step_.reset();  // ends the step before profiling stops
+  set_profiling(false);
+  if (++profiler_->seen_ == profiler_->warmup_ + profiler_->steps_) profiler_->print();
 }
 
 }  // namespace bridle::examples

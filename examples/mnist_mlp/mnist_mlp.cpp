@@ -38,12 +38,14 @@ int main(int argc, char** argv) {
   examples::CalibrationFlags calibration_flags;
   flags.data_dir = "data/mnist";
   examples::OptimizerFlags optimizer_flags;  // SGD, momentum 0.9, cosine decay
-  std::string dot_path;
+  std::string graph_path;
   examples::add_common_flags(app, flags);
   examples::add_checkpoint_flags(app, checkpoint_flags);
   examples::add_calibration_flags(app, calibration_flags);
   examples::add_optimizer_flags(app, optimizer_flags);
-  app.add_option("--dot", dot_path, "Write the graph of one training step to this Graphviz file");
+  app.add_option("--graph", graph_path,
+                 "Draw the graph of the first training step, with gradient norms (.svg, .png or "
+                 ".pdf through Graphviz; .dot: the Graphviz source)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -94,18 +96,29 @@ int main(int argc, char** argv) {
 
     double train_seconds = 0;
     examples::EvalResult result;
+    examples::StepProfiler step_profiler(flags, "mnist_mlp training");
     for (int64_t epoch = first_epoch; epoch <= epochs; ++epoch) {
       auto start = std::chrono::steady_clock::now();
       double loss_sum = 0;
       int64_t correct = 0, seen = 0;
       for (Batch& batch : train_loader.epoch(epoch)) {
+        auto profiled = step_profiler.step();  // --profile: time per op
         optimizer.zero_grad();
         Tensor logits = model.forward(batch.inputs);
         Tensor loss = cross_entropy(logits, batch.targets);
-        if (!dot_path.empty() && seen == 0 && epoch == 1) write_dot(loss, dot_path);
-        loss.backward();
-        optimizer.step();
-        if (schedule) schedule->step();
+        if (!graph_path.empty() && seen == 0 && epoch == first_epoch) {
+          // --graph: the step's graph, labelled with the gradient norms after backward.
+          retain_grads(loss);
+          loss.backward(/*retain_graph=*/true);
+          examples::save_graph(loss, graph_path, model.named_parameters());
+        } else {
+          loss.backward();
+        }
+        {
+          ProfileRegion region("optimizer step");
+          optimizer.step();
+          if (schedule) schedule->step();
+        }
 
         loss_sum += loss.item() * batch.size();
         Tensor predicted = argmax(logits.detach(), 1);

@@ -240,6 +240,7 @@ int main(int argc, char** argv) {
       result.name = name;
       result.parameters = output.module->num_parameters();
       int64_t tokens = 0;
+      examples::StepProfiler step_profiler(flags, name + " training");  // --profile
       for (int64_t epoch = 1; epoch <= epochs; ++epoch) {
         encoder.train(true);
         output.module->train(true);
@@ -247,11 +248,15 @@ int main(int argc, char** argv) {
         double loss_sum = 0;
         int64_t steps = 0;
         for (Batch& batch : train_loader.epoch(epoch)) {
+          auto profiled = step_profiler.step();
           optimizer->zero_grad();
           Tensor loss = output.loss(encoder.forward(batch.inputs), batch.targets);
           loss.backward();
-          optimizer->step();
-          if (schedule) schedule->step();
+          {
+            ProfileRegion region("optimizer step");
+            optimizer->step();
+            if (schedule) schedule->step();
+          }
           loss_sum += loss.item();
           tokens += batch.size();
           if (++steps >= smoke_batches && flags.smoke) break;

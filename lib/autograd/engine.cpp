@@ -10,7 +10,9 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/anomaly.h"
 #include "autograd/node.h"
+#include "autograd/profiler.h"
 
 namespace bridle {
 namespace {
@@ -77,7 +79,13 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
                  "retain_graph=true to the first backward to run it twice",
                  node.name());
     if (impl.grad) {  // else no gradient reached this tensor: nothing to propagate
-      node.backward(Tensor(impl.grad), output);
+      Tensor grad_output(impl.grad);
+      {
+        detail::ProfiledBackward timer(node, grad_output);
+        detail::AnomalyBackwardScope anomaly_scope;
+        node.backward(grad_output, output);
+      }
+      detail::check_backward_anomaly(node, grad_output);
       if (!impl.retains_grad) impl.grad.reset();
     }
     if (!retain_graph) node.release();

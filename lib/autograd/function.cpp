@@ -3,7 +3,9 @@
 
 #include <algorithm>
 
+#include "autograd/anomaly.h"
 #include "autograd/node.h"
+#include "autograd/profiler.h"
 
 namespace bridle {
 namespace {
@@ -48,6 +50,8 @@ Tensor apply_function(std::shared_ptr<Function> function, const std::vector<Tens
     output = function->forward(inputs);
   }
   BRIDLE_CHECK(output.defined(), "{}::forward returned an undefined tensor", function->name());
+  detail::check_forward_anomaly(function->name(), inputs, output);
+  detail::profile_op(function->name(), inputs, output);
   if (!record_node) return output;
   // forward may have returned an input or a view of one: give the output its own
   // autograd record so the node does not attach to the caller's tensor.

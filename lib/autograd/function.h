@@ -3,7 +3,7 @@
 // Subclass it, compute the result in forward() from the input tensors, keep what
 // the backward needs as members, and return one gradient per input from
 // backward(). Function::apply<YourFunction>(inputs) runs forward without
-// recording and records one node that calls your backward. See examples/custom_function for a
+// recording and records one node that calls your backward. See examples/04_custom_layer for a
 // worked example.
 //
 //   struct Cube : bridle::Function {

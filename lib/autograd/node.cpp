@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include "autograd/anomaly.h"
+#include "autograd/profiler.h"
 #include "core/factory.h"
 #include "ops/elementwise.h"
 
@@ -34,6 +36,9 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
 }
 
 Tensor record(Tensor output, std::string name, std::vector<Tensor> inputs, BackwardFn fn) {
+  // Every op passes here, taped or not: the profiler and the anomaly check hook in.
+  detail::check_forward_anomaly(name, inputs, output);
+  detail::profile_op(name, inputs, output);
   if (!any_requires_grad(inputs)) return output;
   TensorImpl& impl = output.impl();
   impl.requires_grad = true;

@@ -62,7 +62,7 @@ struct Sigmoid {
 };
 struct Tanh {
   static constexpr const char* name = "tanh";
-  static float f(float x) { return std::tanh(x); }
+  static float f(float x) { return fast_tanh(x); }
   static float df(float, float y) { return 1.0f - y * y; }
 };
 
@@ -118,31 +118,42 @@ inline float chain(float dy, float x, float y) {
     return dy * Op::df(x, y);
 }
 
+// body(i) for i in [0, n), vectorized, and across the thread pool above the grain.
+// Two loops rather than `parallel for simd if (...)`: with the clause false, GCC
+// still runs the outlined parallel body, and vectorizes that loop worse (tanh
+// over 65,536 floats took 3x as long).
+template <typename Body>
+inline void simd_for(int64_t n, Body body) {
+  if (n > kParallelGrain) {
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) body(i);
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) body(i);
+  }
+}
+
 template <typename Op>
 void unary_forward(float* __restrict out, const float* __restrict inp, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) out[i] = Op::f(inp[i]);
+  simd_for(n, [&](int64_t i) { out[i] = Op::f(inp[i]); });
 }
 
 template <typename Op>
 void unary_backward(float* __restrict dinp, const float* __restrict inp,
                     const float* __restrict out, const float* __restrict dout, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) dinp[i] += chain<Op>(dout[i], inp[i], out[i]);
+  simd_for(n, [&](int64_t i) { dinp[i] += chain<Op>(dout[i], inp[i], out[i]); });
 }
 
 // The same into fresh memory: dinp = dout * f'(x).
 template <typename Op>
 void unary_backward_fresh(float* __restrict dinp, const float* __restrict inp,
                           const float* __restrict out, const float* __restrict dout, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) dinp[i] = chain<Op>(dout[i], inp[i], out[i]);
+  simd_for(n, [&](int64_t i) { dinp[i] = chain<Op>(dout[i], inp[i], out[i]); });
 }
 
 // out = alpha * inp + beta; dinp += alpha * dout.
 void affine_forward(float* out, const float* inp, float alpha, float beta, int64_t n) {
-#pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) out[i] = alpha * inp[i] + beta;
+  simd_for(n, [&](int64_t i) { out[i] = alpha * inp[i] + beta; });
 }
 
 // out = inp^p; dinp += dout * p * inp^(p-1).
@@ -157,8 +168,7 @@ void pow_scalar_backward(float* dinp, const float* inp, const float* dout, float
 
 // dst += alpha * src.
 void axpy(float* dst, const float* src, float alpha, int64_t n) {
-#pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) dst[i] += alpha * src[i];
+  simd_for(n, [&](int64_t i) { dst[i] += alpha * src[i]; });
 }
 
 // Calls fn(o, ia, ib) for every output element o with the matching input
@@ -191,22 +201,15 @@ void for_each_broadcast(const BroadcastPlan& plan, Fn fn) {
 
 template <typename Op>
 void same_shape_forward(float* out, const float* a, const float* b, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) out[i] = Op::f(a[i], b[i]);
+  simd_for(n, [&](int64_t i) { out[i] = Op::f(a[i], b[i]); });
 }
 
 // a and b may alias (x * x); the gradients never alias the inputs.
 template <typename Op>
 void same_shape_backward(float* da, float* db, const float* a, const float* b, const float* out,
                          const float* dout, int64_t n) {
-  if (da) {
-#pragma omp parallel for simd if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) da[i] += dout[i] * Op::da(a[i], b[i], out[i]);
-  }
-  if (db) {
-#pragma omp parallel for simd if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) db[i] += dout[i] * Op::db(a[i], b[i], out[i]);
-  }
+  if (da) simd_for(n, [&](int64_t i) { da[i] += dout[i] * Op::da(a[i], b[i], out[i]); });
+  if (db) simd_for(n, [&](int64_t i) { db[i] += dout[i] * Op::db(a[i], b[i], out[i]); });
 }
 
 template <typename Op>

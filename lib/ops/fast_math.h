@@ -60,7 +60,7 @@ void row_exp_axpy(float* dst, const float* x, int64_t n, float shift, float coef
 // NaN is not propagated: callers check their inputs. Cephes-style: split
 // x = n ln2 + r with |r| <= ln2/2, approximate e^r by a degree-6 polynomial,
 // then scale by 2^n through the exponent bits.
-inline float fast_exp(float x) {
+[[gnu::always_inline]] inline float fast_exp(float x) {
   const float kLog2e = 1.44269504088896341f;
   const float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
   // Ternaries, not fmin/fmax: they vectorize to min/max instructions.
@@ -221,6 +221,25 @@ inline float row_dot(const float* a, const float* b, int64_t n) {
 #endif
   for (; j < n; ++j) sum += b ? a[j] * b[j] : a[j];
   return sum;
+}
+
+// tanh(x) with a relative error below 3e-7, NaN propagated, +-1 at +-inf. The
+// Cephes tanhf split: an odd polynomial below |x| = 0.625, where 1 - 2 / (e^2|x| + 1)
+// would cancel, and that formula above, through fast_exp. Both branches are
+// computed and one selected, so a loop over it vectorizes (libm's tanhf does not).
+[[gnu::always_inline]] inline float fast_tanh(float x) {
+  const float z = std::fabs(x);
+  const float s = x * x;
+  float small = -5.70498872745e-3f;
+  small = small * s + 2.06390887954e-2f;
+  small = small * s - 5.37397155531e-2f;
+  small = small * s + 1.33314422036e-1f;
+  small = small * s - 3.33332819422e-1f;
+  small = small * s * x + x;
+  float large = 1.0f - 2.0f / (fast_exp(2.0f * (z > 44.0f ? 44.0f : z)) + 1.0f);
+  large = x < 0.0f ? -large : large;
+  const float result = z < 0.625f ? small : large;
+  return x != x ? x : result;  // NaN in, NaN out
 }
 
 // 1 / (1 + e^-x) without overflow: for x < 0 it is computed as e^x / (1 + e^x).

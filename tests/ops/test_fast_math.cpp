@@ -42,6 +42,24 @@ std::vector<float> row_values(int64_t n, uint64_t seed) {
   return x;
 }
 
+TEST(FastMath, TanhRelativeErrorAndSpecialValues) {
+  double worst = 0;
+  for (double x = -20.0; x <= 20.0; x += 1.0 / 4096) {
+    for (double v : {x, x * 1e-6}) {  // and tiny arguments, where tanh(x) ~ x
+      const float xf = static_cast<float>(v);
+      const double exact = std::tanh(static_cast<double>(xf));
+      const double error = std::fabs(fast_tanh(xf) - exact);
+      if (exact != 0) worst = std::max(worst, error / std::fabs(exact));
+    }
+  }
+  EXPECT_LT(worst, 3e-7);
+  EXPECT_EQ(fast_tanh(0.0f), 0.0f);
+  EXPECT_EQ(fast_tanh(INFINITY), 1.0f);
+  EXPECT_EQ(fast_tanh(-INFINITY), -1.0f);
+  EXPECT_EQ(fast_tanh(100.0f), 1.0f);
+  EXPECT_TRUE(std::isnan(fast_tanh(NAN)));
+}
+
 TEST(FastMath, RowKernelsMatchDoubleLoopsOnEveryPath) {
   for_each_simd_path([] {
     for (int64_t n = 0; n <= 70; ++n) {

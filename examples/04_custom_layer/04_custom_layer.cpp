@@ -1,4 +1,4 @@
-// custom_function: extending bridle with your own layer and your own op.
+// Lesson 4, your own layer and your own function: extending bridle.
 //
 // What it teaches:
 //   1. A custom *layer*: subclass Module, register parameters by name, write
@@ -6,11 +6,13 @@
 //   2. A custom *function*: subclass Function, compute forward yourself, keep what
 //      backward needs as members, return one gradient per input. gradcheck()
 //      confirms your backward against finite differences.
+// docs/extending.md goes further: a new op with its kernels and its tests.
 //
-// Run:    ./build/examples/custom_function
+// Run:    ./build/examples/04_custom_layer
 // Expect: gradcheck passes for Swish, and the layer's loss falls from about 1.0
 //         to under 0.05 in 200 steps, e.g.
-//         {"example":"custom_function","gradcheck_ok":true,"initial_loss":1.02,"final_loss":0.01}
+//         {"example":"04_custom_layer","gradcheck_ok":true,"initial_loss":1.02,"final_loss":0.01}
+// Next:   ./build/examples/05_onward, the map from here to the full examples.
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -95,7 +97,7 @@ int main(int argc, char** argv) {
       final_loss = loss.item();
     }
     spdlog::info("loss {:.4f} -> {:.4f} in {} steps", initial, final_loss, steps);
-    examples::report_metrics(flags, {{"example", "custom_function"},
+    examples::report_metrics(flags, {{"example", "04_custom_layer"},
                                      {"gradcheck_ok", check.ok},
                                      {"initial_loss", initial},
                                      {"final_loss", final_loss},
