@@ -45,6 +45,8 @@ extern bool use_avx512;  // simd_path() == kAvx512, read once per row
 namespace avx512 {
 float row_max(const float* x, int64_t n, bool& has_nan);
 float row_exp_sum(const float* x, int64_t n, float shift, float scale, float* e);
+float row_exp_sum_max(const float* x, int64_t n, float shift, float scale, float* e, float& max,
+                      bool& has_nan);
 float row_dot(const float* a, const float* b, int64_t n);
 void row_exp_axpy(float* dst, const float* x, int64_t n, float shift, float coef, const float* b,
                   float b_coef, bool accumulate);
@@ -193,6 +195,17 @@ inline float row_exp_sum(const float* x, int64_t n, float shift, float scale, fl
     sum += v;
   }
   return sum;
+}
+
+// row_exp_sum, and in the same read of x what row_max gives: the max of x_j and
+// whether one is NaN. Exps of NaN lanes are garbage (check has_nan), and x_j far
+// above shift overflow: the caller keeps (max - shift) * scale small or redoes
+// the row. One pass on AVX-512; the other paths run the two kernels.
+inline float row_exp_sum_max(const float* x, int64_t n, float shift, float scale, float* e,
+                             float& max, bool& has_nan) {
+  BRIDLE_DISPATCH_AVX512(row_exp_sum_max(x, n, shift, scale, e, max, has_nan));
+  max = row_max(x, n, has_nan);
+  return row_exp_sum(x, n, shift, scale, e);
 }
 
 // sum_j a_j, or sum_j a_j b_j when b is not null, j in [0, n).

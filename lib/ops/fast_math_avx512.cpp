@@ -97,6 +97,42 @@ float row_exp_sum(const float* x, int64_t n, float shift, float scale, float* e)
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+float row_exp_sum_max(const float* x, int64_t n, float shift, float scale, float* e, float& max,
+                      bool& has_nan) {
+  const __m512 vshift = _mm512_set1_ps(shift), vscale = _mm512_set1_ps(scale);
+  const __m512 minus_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), max0 = minus_inf, max1 = minus_inf;
+  __mmask16 nan = 0;
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const __m512 a = _mm512_loadu_ps(x + j), b = _mm512_loadu_ps(x + j + 16);
+    max0 = _mm512_max_ps(max0, a);
+    max1 = _mm512_max_ps(max1, b);
+    nan |= _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q);
+    const __m512 e0 = fast_exp16(_mm512_mul_ps(_mm512_sub_ps(a, vshift), vscale));
+    const __m512 e1 = fast_exp16(_mm512_mul_ps(_mm512_sub_ps(b, vshift), vscale));
+    if (e) {
+      _mm512_storeu_ps(e + j, e0);
+      _mm512_storeu_ps(e + j + 16, e1);
+    }
+    acc0 = _mm512_add_ps(acc0, e0);
+    acc1 = _mm512_add_ps(acc1, e1);
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 mask = n - j < 16 ? tail(n - j) : static_cast<__mmask16>(0xffff);
+    const __m512 v = _mm512_mask_loadu_ps(minus_inf, mask, x + j);
+    max0 = _mm512_max_ps(max0, v);
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    const __m512 e0 =
+        _mm512_maskz_mov_ps(mask, fast_exp16(_mm512_mul_ps(_mm512_sub_ps(v, vshift), vscale)));
+    if (e) _mm512_mask_storeu_ps(e + j, mask, e0);
+    acc0 = _mm512_add_ps(acc0, e0);
+  }
+  has_nan = nan != 0;
+  max = _mm512_reduce_max_ps(_mm512_max_ps(max0, max1));
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
 float row_dot(const float* a, const float* b, int64_t n) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t j = 0;

@@ -67,10 +67,13 @@ void softmax_backward_naive(float* dinp, const float* out, const float* dout, in
 // --- Fast path: contiguous rows, simd loops, OpenMP over rows. -------------------
 //
 // A row is read from memory once. Its first pass goes block by block (a block
-// stays in L1): the block's max, then its exps against the running max, which
-// only grows; each block remembers the max it used, and the second pass (over a
-// row still in L2) rescales it by exp(block max - row max) / sum. This is the
-// online softmax of Milakov & Gimelshein (2018), blocked so both loops vectorize.
+// stays in L1): the block's exps against a shift (the running max so far, which
+// only grows), with the block's own max taken in the same loop; each block
+// remembers the shift it used, and the second pass (over a row still in L2)
+// rescales it by exp(shift - row max) / sum. This is the online softmax of
+// Milakov & Gimelshein (2018), blocked so the loops vectorize, with the shift
+// allowed to trail the max (by at most kMaxShiftGap) so no block needs a pass
+// of its own for its max.
 
 namespace {
 
@@ -79,30 +82,64 @@ constexpr int64_t kMaxBlocks = 256;
 
 int64_t block_size(int64_t n) { return std::max<int64_t>(1024, (n + kMaxBlocks - 1) / kMaxBlocks); }
 
-// exp((x - running max) * inv_temp) into e (when not null) and their sum, one
-// read of x. block_max (when e is not null) gets each block's running max.
-// Returns false for a row with NaN or no finite maximum (all -inf, or +inf).
+// How far (in units of the exponent) a block's max may rise above the shift its
+// exps were taken against before the block is redone: e^60 is far from float's
+// overflow at e^88, even summed over a million elements.
+constexpr float kMaxShiftGap = 60.0f;
+constexpr int64_t kShortRow = 64;
+
+// exp((x - shift) * inv_temp) into e (when not null) and their sum, one read of x.
+// The shift starts at the row's first element and rises to the running max
+// after each block, so each block's max comes out of the same pass as its exps
+// (row_exp_sum_max) instead of a pass of its own; a block whose max is more than
+// kMaxShiftGap above the shift is redone against its max. block_max (when e is
+// not null) gets the shift each block used; `max` ends as the row's max and `sum`
+// relative to it. Returns false for a row with NaN or no finite maximum.
 bool online_max_sum(const float* x, int64_t n, float inv_temp, float* e, float* block_max,
                     float& max, float& sum) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
   const int64_t block = block_size(n);
-  max = -std::numeric_limits<float>::infinity();
+  max = -kInf;
   sum = 0.0f;
   for (int64_t begin = 0, b = 0; begin < n; begin += block, ++b) {
     const int64_t len = std::min(block, n - begin);
+    float* block_e = e ? e + begin : nullptr;
+    // A first shift; a short row's separate max pass costs less than a rescale.
+    if (max == -kInf && len > kShortRow && std::isfinite(x[begin])) max = x[begin];
     bool has_nan = false;
-    const float m = row_max(x + begin, len, has_nan);
-    if (has_nan || m == std::numeric_limits<float>::infinity()) return false;
-    if (m > max) {
-      sum *= fast_exp((max - m) * inv_temp);  // 0 while max is still -inf
+    float m = -kInf;
+    if (max == -kInf) {  // no finite shift yet (leading -inf): the block's max first
+      m = row_max(x + begin, len, has_nan);
+      if (has_nan || m == kInf) return false;
       max = m;
-    }
-    if (e) block_max[b] = max;  // all -inf so far: the second pass scales by exp(-inf) = 0
-    if (max == -std::numeric_limits<float>::infinity()) {
-      if (e) std::fill(e + begin, e + begin + len, 0.0f);
+      if (e) block_max[b] = max;  // all -inf so far: the second pass scales by exp(-inf) = 0
+      if (max == -kInf) {
+        if (e) std::fill(block_e, block_e + len, 0.0f);
+        continue;
+      }
+      sum += row_exp_sum(x + begin, len, max, inv_temp, block_e);
       continue;
     }
-    sum += row_exp_sum(x + begin, len, max, inv_temp, e ? e + begin : nullptr);
+    const float block_sum = row_exp_sum_max(x + begin, len, max, inv_temp, block_e, m, has_nan);
+    if (has_nan || m == kInf) return false;
+    if ((m - max) * inv_temp > kMaxShiftGap) {  // e^(x - shift) may have overflowed: redo
+      sum *= fast_exp((max - m) * inv_temp);
+      max = m;
+      if (e) block_max[b] = max;
+      sum += row_exp_sum(x + begin, len, max, inv_temp, block_e);
+      continue;
+    }
+    if (e) block_max[b] = max;
+    sum += block_sum;
+    if (m > max) {
+      sum *= fast_exp((max - m) * inv_temp);
+      max = m;
+    }
   }
+  // The max element's own term is exactly 1 in exact arithmetic; taken against a
+  // trailing shift and scaled back, rounding can leave the sum a hair below it,
+  // and log_softmax a hair above 0.
+  sum = std::max(sum, 1.0f);
   return std::isfinite(max);
 }
 
@@ -139,7 +176,7 @@ int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, f
       const int64_t end = std::min(n, begin + block);
       const float scale = fast_exp((block_max[b] - max) * inv_temp) / sum;
 #pragma omp simd
-      for (int64_t j = begin; j < end; ++j) y[j] *= scale;
+      for (int64_t j = begin; j < end; ++j) y[j] = std::min(y[j] * scale, 1.0f);  // as above
     }
   }
   return first_bad == std::numeric_limits<int64_t>::max() ? -1 : first_bad;

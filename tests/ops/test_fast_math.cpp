@@ -84,6 +84,21 @@ TEST(FastMath, RowKernelsMatchDoubleLoopsOnEveryPath) {
           EXPECT_NEAR(e[j], std::exp((static_cast<double>(x[j]) + 3.0) * 0.5),
                       2e-7 * std::exp((static_cast<double>(x[j]) + 3.0) * 0.5))
               << "element " << j;
+        // The same exps and sum, with the max and the NaN flag from the same pass.
+        std::vector<float> e2(len, -1.0f);
+        float fused_max = 0.0f;
+        has_nan = true;
+        EXPECT_NEAR(row_exp_sum_max(x.data(), len, -3.0f, 0.5f, e2.data(), fused_max, has_nan),
+                    exp_sum, 1e-5 * exp_sum);
+        EXPECT_EQ(fused_max, static_cast<float>(max));
+        EXPECT_FALSE(has_nan);
+        EXPECT_EQ(e2, e);
+        if (len > 0) {
+          std::vector<float> with_nan = x;
+          with_nan[len - 1] = std::numeric_limits<float>::quiet_NaN();
+          row_exp_sum_max(with_nan.data(), len, 0.0f, 1.0f, nullptr, fused_max, has_nan);
+          EXPECT_TRUE(has_nan);
+        }
         EXPECT_NEAR(row_dot(b.data(), nullptr, len), sum_b, 1e-5 * (1.0 + std::abs(sum_b)));
         std::vector<float> finite_x = x;
         for (float& v : finite_x) v = std::isinf(v) ? 0.0f : v;

@@ -132,26 +132,29 @@ TEST(Softmax, FastKernelMatchesNaive) {
   });
 }
 
-// The fast forward reads a row once, block by block (1024 elements), rescaling
-// the running sum when a later block has a larger maximum: rows whose maximum
-// comes late, whose first block is all -inf, or whose values span a large
-// range must match the three-pass reference.
+// The fast forward reads a row once, block by block (1024 elements), taking each
+// block's exps against a shift that trails the running maximum (by at most 60)
+// and rescaling afterwards: rows whose maximum comes late (a little, or far
+// beyond the gap, which redoes the block), whose first block is all -inf, or
+// whose values span a large range must match the three-pass reference, and
+// stay probabilities (p <= 1, log p <= 0, rows summing to 1).
 TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
   for_each_simd_path([] {
     Generator gen(7);
     const int64_t n = 5000;
-    Tensor x = randn({4, n}, gen);
+    Tensor x = randn({5, n}, gen);
     for (int64_t j = 0; j < n; ++j) {
       x.set({0, j}, static_cast<double>(j) * 0.01);  // rising: every block raises the max
       if (j < 1500) x.set({1, j}, -kInf);            // first block (and a half) all -inf
       x.set({2, j}, x.at({2, j}) * 30.0 - 200.0);    // a wide, negative range
     }
-    x.set({3, n - 1}, 80.0);  // one large value at the very end
+    x.set({3, n - 1}, 80.0);  // one large value at the very end: beyond the gap
+    x.set({4, 3000}, 59.5);   // just inside the gap: kept, e^59.5 rescaled
     for (bool log : {false, true}) {
       Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
-      ASSERT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 4, n, 1.0f, log), -1);
+      ASSERT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 5, n, 1.0f, log), -1);
       ASSERT_EQ(
-          cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 4, n, 1, 1.0f, log), -1);
+          cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 5, n, 1, 1.0f, log), -1);
       std::vector<float> f = fast.to_vector(), g = naive.to_vector();
       for (size_t i = 0; i < f.size(); ++i) {
         if (std::isinf(g[i]))
@@ -159,9 +162,20 @@ TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
         else
           EXPECT_NEAR(f[i], g[i], (log ? 2e-5f : 1e-7f) + 1e-5f * std::abs(g[i]))
               << "element " << i;
+        if (log)
+          EXPECT_LE(f[i], 0.0f) << "element " << i;
+        else
+          EXPECT_LE(f[i], 1.0f) << "element " << i;
+      }
+      if (!log) {
+        for (int64_t r = 0; r < 5; ++r) {
+          double row_sum = 0;
+          for (int64_t j = 0; j < n; ++j) row_sum += f[r * n + j];
+          EXPECT_NEAR(row_sum, 1.0, 1e-5) << "row " << r;
+        }
       }
     }
-    for (int64_t r = 0; r < 4; ++r) {
+    for (int64_t r = 0; r < 5; ++r) {
       std::vector<float> row(x.data<float>() + r * n, x.data<float>() + (r + 1) * n);
       double max = -kInf, sum = 0.0;
       for (float v : row) max = std::max<double>(max, v);
