@@ -8,6 +8,8 @@
 #include <fstream>
 #include <iostream>
 
+#include "io/atomic_file.h"
+
 namespace bridle::examples {
 
 void add_common_flags(CLI::App& app, CommonFlags& flags) {
@@ -61,15 +63,11 @@ void report_metrics(const CommonFlags& flags, const nlohmann::json& metrics) {
   std::string line = metrics.dump();
   std::cout << line << std::endl;
   if (flags.metrics_out.empty()) return;
-  // Write-then-rename, so a reader never sees a half-written file.
-  std::string tmp = flags.metrics_out + ".tmp";
-  {
-    std::ofstream out(tmp);
-    BRIDLE_CHECK(out.good(), "--metrics-out: cannot write '{}'", tmp);
+  write_file_atomically(flags.metrics_out, [&](const std::string& temp) {
+    std::ofstream out(temp);
     out << line << "\n";
-    BRIDLE_CHECK(out.good(), "--metrics-out: writing '{}' failed", tmp);
-  }
-  std::filesystem::rename(tmp, flags.metrics_out);
+    BRIDLE_CHECK(out.good(), "--metrics-out: writing '{}' failed", temp);
+  });
 }
 
 void save_graph(const Tensor& root, const std::string& path,

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "autograd/node.h"
@@ -26,14 +27,14 @@ namespace {
 // grad_fn inputs, as backward does.
 std::vector<Tensor> reachable_tensors(const Tensor& root) {
   std::vector<Tensor> order{root}, stack{root};
-  std::unordered_map<const TensorImpl*, bool> seen{{root.impl_ptr().get(), true}};
+  std::unordered_set<const TensorImpl*> seen{root.impl_ptr().get()};
   while (!stack.empty()) {
     Tensor t = stack.back();
     stack.pop_back();
     if (!t.grad_fn()) continue;
     for (const Tensor& input : t.grad_fn()->inputs()) {
       if (!input.defined()) continue;  // an optional input left out (e.g. no bias)
-      if (seen.emplace(input.impl_ptr().get(), true).second) {
+      if (seen.insert(input.impl_ptr().get()).second) {
         order.push_back(input);
         stack.push_back(input);
       }
