@@ -31,6 +31,10 @@ void add_common_flags(CLI::App& app, CommonFlags& flags) {
   app.add_flag("--smoke", flags.smoke, "Run a few batches only (for CI)");
   app.add_option("--metrics-out", flags.metrics_out,
                  "Also write the final JSON metrics to this file");
+  add_inspection_flags(app, flags);
+}
+
+void add_inspection_flags(CLI::App& app, CommonFlags& flags) {
   app.add_flag("--profile", flags.profile,
                "Print a table of wall time and bytes moved per op (forward and backward)");
   app.add_flag("--detect-anomaly", flags.detect_anomaly,

@@ -35,6 +35,10 @@ struct CommonFlags {
 // Adds the standard flags to app, with the example's own defaults in flags.
 void add_common_flags(CLI::App& app, CommonFlags& flags);
 
+// Only --profile and --detect-anomaly, for examples that pick their other flags
+// themselves (add_common_flags includes these).
+void add_inspection_flags(CLI::App& app, CommonFlags& flags);
+
 // Applies --threads and --seed and checks --device; logs the setup.
 void apply_common_flags(const CommonFlags& flags);
 

@@ -205,6 +205,7 @@ int main(int argc, char** argv) {
                "Write the figure to a temporary directory (or --out) and check it (for CI)");
   app.add_option("--metrics-out", flags.metrics_out,
                  "Also write the final JSON metrics to this file");
+  examples::add_inspection_flags(app, flags);  // --profile, --detect-anomaly
   CLI11_PARSE(app, argc, argv);
   try {
     examples::apply_common_flags(flags);
