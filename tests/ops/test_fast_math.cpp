@@ -42,6 +42,63 @@ std::vector<float> row_values(int64_t n, uint64_t seed) {
   return x;
 }
 
+// The vector exps through row_exp_sum (scale 1, so the AVX-512 loops without the
+// multiply) at the ends of the range and where the AVX-512 exp's table method
+// changes regime. Ends: -87.3 is in range, the float below it and -inf give an
+// exact 0, and past e^88.72 the result is +inf. Inside: x = (n/16) ln2, where
+// r = 0 and the table entry 2^(j/16) alone gives the result, for every n in range
+// (every j = 0..15 with every 2^k); the midpoints (n + 1/2)/16 ln2, where n
+// rounds the other way and |r| is largest; and the float either side of each, all
+// within 2e-7 of e^x (up to 88.3, where the AVX2 exp clamps). Every prefix length
+// up to 40 runs the masked tails.
+TEST(FastMath, RowExpAtTableBoundariesAndRangeEnds) {
+  // The range ends first, so the short prefixes put them in the masked tails.
+  std::vector<float> x = {std::nextafter(-87.3f, -kInf), -100.0f, -kInf, 88.75f, 89.0f, 1000.0f};
+  const std::vector<float> want = {0.0f, 0.0f, 0.0f, kInf, kInf, kInf};
+  x.push_back(-87.3f);
+  for (int n = -2015; n <= 2038; ++n) {
+    for (double m : {n / 16.0, (n + 0.5) / 16.0}) {
+      const float v = static_cast<float>(m * 0.693147180559945309);
+      for (float w : {std::nextafter(v, -kInf), v, std::nextafter(v, kInf)})
+        if (w >= -87.3f && w <= 88.3f) x.push_back(w);
+    }
+  }
+  const int64_t size = static_cast<int64_t>(x.size());
+  ASSERT_GT(size, 20000);
+  for_each_simd_path([&] {
+    for (int64_t len = 0;; len = len < 40 ? len + 1 : len * 2) {
+      const int64_t n = std::min(len, size);
+      SCOPED_TRACE(::testing::Message() << "n=" << n);
+      std::vector<float> e(n + 1, -1.0f);
+      row_exp_sum(x.data(), n, 0.0f, 1.0f, e.data());
+      double worst = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        if (j < static_cast<int64_t>(want.size())) {
+          EXPECT_EQ(e[j], want[j]) << "x = " << x[j];
+        } else {
+          const double exact = std::exp(static_cast<double>(x[j]));
+          worst = std::max(worst, std::abs(e[j] - exact) / exact);
+        }
+      }
+      EXPECT_LT(worst, 2e-7);
+      EXPECT_EQ(e[n], -1.0f);  // nothing stored past the end
+      std::vector<float> e2(n + 1, -1.0f);
+      float max = 0.0f;
+      bool has_nan = true;
+      row_exp_sum_max(x.data(), n, 0.0f, 1.0f, e2.data(), max, has_nan);
+      EXPECT_EQ(e2, e);
+      if (n == size) break;
+    }
+    if (simd_path() == SimdPath::kAvx512) {  // the other paths leave NaN lanes undefined
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::vector<float> with_nan = {0.0f, nan, -1.0f}, e(3);
+      row_exp_sum(with_nan.data(), 3, 0.0f, 1.0f, e.data());
+      EXPECT_TRUE(std::isnan(e[1]));
+      EXPECT_EQ(e[0], 1.0f);
+    }
+  });
+}
+
 TEST(FastMath, TanhRelativeErrorAndSpecialValues) {
   double worst = 0;
   for (double x = -20.0; x <= 20.0; x += 1.0 / 4096) {
