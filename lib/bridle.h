@@ -2,6 +2,7 @@
 #pragma once
 
 #include "autograd/anomaly.h"
+#include "autograd/engine.h"
 #include "autograd/function.h"
 #include "autograd/gradcheck.h"
 #include "autograd/graphviz.h"
@@ -22,6 +23,9 @@
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "data/mnist.h"
+#include "distributed/data_parallel.h"
+#include "distributed/process_group.h"
+#include "distributed/sync_batch_norm.h"
 #include "io/checkpoint.h"
 #include "io/predictions.h"
 #include "nn/adaptive_softmax.h"

@@ -11,6 +11,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   graphviz                # draws autograd graphs (render_graph, --graph)
+  libopenmpi-dev openmpi-bin  # data-parallel training over MPI (--distributed, mpirun)
 )
 if [[ "${1:-}" == "--with-npm" ]] && ! command -v npm >/dev/null; then packages+=(npm); fi
 

@@ -23,6 +23,7 @@
 
 #include "bridle.h"
 #include "common/classifier.h"
+#include "common/distributed.h"
 #include "models/cifar_resnet.h"
 
 using namespace bridle;
@@ -54,7 +55,6 @@ int main(int argc, char** argv) {
     spdlog::info("recipe {}: {} parameters\n{}", recipe, model.num_parameters(), model.str());
     return examples::train_classifier(flags, "cifar10_resnet", model, data, {{"recipe", recipe}});
   } catch (const Error& e) {
-    spdlog::error("{}", e.what());
-    return 1;
+    return examples::exit_with_error(e);  // --distributed: ends every rank
   }
 }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "common/distributed.h"
 #include "common/example_main.h"
 #include "common/svg_plot.h"
 
@@ -277,6 +278,8 @@ void add_calibration_flags(CLI::App& app, CalibrationFlags& flags) {
 nlohmann::json calibrate_at_end(Module& model, DataLoader* held_out, DataLoader& test,
                                 const CalibrationFlags& flags, const std::string& example,
                                 bool smoke) {
+  // --distributed: every rank holds the same model; rank 0 reports for the job.
+  if (!is_main_rank()) return nlohmann::json::object();
   const SplitLogits test_logits = collect_logits(model, test);
   if (!flags.export_predictions.empty()) {
     save_predictions(flags.export_predictions, test_logits.logits, test_logits.labels);

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <string>
 
+#include "common/distributed.h"
+
 namespace bridle::examples {
 
 void add_checkpoint_flags(CLI::App& app, CheckpointFlags& flags) {
@@ -46,7 +48,7 @@ int64_t resume(const CheckpointFlags& flags, Checkpoint& checkpoint, const nlohm
 
 void save_epoch(const CheckpointFlags& flags, Checkpoint& checkpoint, int64_t epoch,
                 const nlohmann::json& config) {
-  if (flags.save.empty()) return;
+  if (flags.save.empty() || !is_main_rank()) return;  // one writer per job: rank 0
   checkpoint.epoch = epoch;
   checkpoint.global_step = checkpoint.optimizer ? checkpoint.optimizer->step_count() : 0;
   checkpoint.config = config.dump();

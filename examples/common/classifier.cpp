@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/distributed.h"
 #include "common/training_flags.h"
 
 namespace bridle::examples {
@@ -51,6 +52,8 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
   Checkpoint checkpoint{.model = &model, .optimizer = &optimizer, .generators = run.generators};
   const int64_t first_epoch = resume(checkpoint_flags, checkpoint, run.config);
   resume_schedule(run.schedule, optimizer);  // a resumed run continues its schedule
+  // --distributed: rank 0's weights everywhere, gradients averaged after every backward.
+  std::unique_ptr<DistributedDataParallel> data_parallel = wrap_data_parallel(flags, model);
   double train_seconds = 0;
   int64_t trained_examples = 0;
   EvalResult result;
@@ -83,7 +86,16 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     train_seconds += seconds;
+    std::vector<double> totals = {loss_sum, static_cast<double>(correct),
+                                  static_cast<double>(seen)};
+    sum_over_ranks(totals);  // --distributed: the whole job's figures
+    loss_sum = totals[0];
+    correct = static_cast<int64_t>(totals[1]);
+    seen = static_cast<int64_t>(totals[2]);
     trained_examples += seen;
+    // Local batch norm leaves each rank its own running statistics: evaluate
+    // (and save) rank 0's everywhere.
+    if (data_parallel) data_parallel->sync_buffers();
     result = evaluate_classifier(model, *run.test_loader);
     spdlog::info(
         "epoch {}/{}: loss {:.4f}, train accuracy {:.2f}%, test accuracy {:.2f}%, test nll {:.4f}, "
@@ -104,6 +116,7 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
                   {"train_seconds", train_seconds},
                   {"images_per_second", train_seconds > 0 ? trained_examples / train_seconds : 0.0},
                   {"threads", get_num_threads()},
+                  {"ranks", process_group() ? process_group()->size() : 1},
                   {"smoke", flags.smoke},
                   {"calibration", calibration}});
   return 0;
@@ -111,6 +124,7 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
 
 void add_classifier_flags(CLI::App& app, ClassifierFlags& flags) {
   add_common_flags(app, flags.common);
+  add_distributed_flags(app, flags.common);
   add_checkpoint_flags(app, flags.checkpoint);
   add_calibration_flags(app, flags.calibration);
   add_optimizer_flags(app, flags.optimizer);

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/distributed.h"
+
 namespace bridle::examples {
 namespace {
 
@@ -18,6 +20,7 @@ Loaders make_loaders(const char* dataset, const Tensor& train_x, const Tensor& t
   BRIDLE_CHECK(held_out >= 0 && cut > 0, "--heldout {} leaves none of the {} training images",
                held_out, n);
   DataLoaderOptions test_options = train_options;
+  shard_by_rank(train_options);  // --distributed: each rank its own share of every epoch
   test_options.batch_size = 500;
   test_options.shuffle = false;
   test_options.augment.clear();

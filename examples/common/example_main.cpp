@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "common/distributed.h"
 #include "io/atomic_file.h"
 
 namespace bridle::examples {
@@ -34,6 +35,22 @@ void add_common_flags(CLI::App& app, CommonFlags& flags) {
   add_inspection_flags(app, flags);
 }
 
+void add_distributed_flags(CLI::App& app, CommonFlags& flags) {
+  app.add_flag(
+      "--distributed", flags.distributed,
+      "Data-parallel training over MPI: launch with mpirun -np N (--batch-size is per rank)");
+  app.add_option("--collective-timeout", flags.collective_timeout_seconds,
+                 "With --distributed: seconds a rank waits for the others before the job ends")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--bucket-mb", flags.bucket_mb,
+                 "With --distributed: megabytes of gradients per all-reduce")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--sync-batch-norm", flags.sync_batch_norm,
+               "With --distributed: batch norm statistics over the global batch, not each rank's");
+}
+
 void add_inspection_flags(CLI::App& app, CommonFlags& flags) {
   app.add_flag("--profile", flags.profile,
                "Print a table of wall time and bytes moved per op (forward and backward)");
@@ -42,6 +59,7 @@ void add_inspection_flags(CLI::App& app, CommonFlags& flags) {
 }
 
 void apply_common_flags(const CommonFlags& flags) {
+  init_distributed(flags);  // first: ranks other than 0 log warnings only
   Device device = Device::parse(flags.device);
   BRIDLE_CHECK(device.is_cpu() || cuda_is_available(),
                "--device {}: this build has no CUDA backend (or no GPU is present)", flags.device);
@@ -60,6 +78,7 @@ void apply_common_flags(const CommonFlags& flags) {
 }
 
 void report_metrics(const CommonFlags& flags, const nlohmann::json& metrics) {
+  if (!is_main_rank()) return;         // rank 0 speaks for the job
   if (flags.profile && profiling()) {  // no StepProfiler printed it: the whole run
     set_profiling(false);
     spdlog::info("profile of the whole run:\n{}", profile_report().table());

@@ -5,6 +5,8 @@
 // --metrics-out FILE, --profile (a table of time per op), --detect-anomaly
 // (stop at the first op that makes a NaN or an infinity), --help. At the end an example prints one
 // JSON object with its final figures and writes the same object to --metrics-out when given.
+// The data-parallel examples (mnist_mlp and the classifiers) add --distributed
+// and its options (add_distributed_flags; common/distributed.h).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -30,10 +32,19 @@ struct CommonFlags {
   std::string metrics_out;
   bool profile = false;
   bool detect_anomaly = false;
+  // Data-parallel training under mpirun (common/distributed.h).
+  bool distributed = false;
+  double collective_timeout_seconds = 300;
+  double bucket_mb = 25;
+  bool sync_batch_norm = false;
 };
 
 // Adds the standard flags to app, with the example's own defaults in flags.
 void add_common_flags(CLI::App& app, CommonFlags& flags);
+
+// --distributed, --collective-timeout, --bucket-mb and --sync-batch-norm, for
+// the examples whose training loop is data-parallel (common/distributed.h).
+void add_distributed_flags(CLI::App& app, CommonFlags& flags);
 
 // Only --profile and --detect-anomaly, for examples that pick their other flags
 // themselves (add_common_flags includes these).

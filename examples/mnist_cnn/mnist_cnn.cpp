@@ -13,6 +13,7 @@
 
 #include "bridle.h"
 #include "common/classifier.h"
+#include "common/distributed.h"
 
 using namespace bridle;
 using models::MnistCnn;
@@ -34,7 +35,6 @@ int main(int argc, char** argv) {
     // The dropout layers' generator is part of a resumable run's state.
     return examples::train_classifier(flags, "mnist_cnn", model, data, {}, model.generators());
   } catch (const Error& e) {
-    spdlog::error("{}", e.what());
-    return 1;
+    return examples::exit_with_error(e);  // --distributed: ends every rank
   }
 }

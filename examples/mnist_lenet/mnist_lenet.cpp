@@ -13,6 +13,7 @@
 
 #include "bridle.h"
 #include "common/classifier.h"
+#include "common/distributed.h"
 #include "models/lenet5.h"
 
 using namespace bridle;
@@ -35,7 +36,6 @@ int main(int argc, char** argv) {
     spdlog::info("model: {} parameters\n{}", model.num_parameters(), model.str());
     return examples::train_classifier(flags, "mnist_lenet", model, data);
   } catch (const Error& e) {
-    spdlog::error("{}", e.what());
-    return 1;
+    return examples::exit_with_error(e);  // --distributed: ends every rank
   }
 }

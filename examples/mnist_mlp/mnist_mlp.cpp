@@ -10,6 +10,9 @@
 //         one progress line per epoch and a final JSON line such as
 //         {"example":"mnist_mlp","test_accuracy":0.983,"test_nll":0.06,"epochs":5,...}
 //
+// Data-parallel (common/distributed.h): mpirun -np 2 ./build/examples/mnist_mlp
+// --distributed --threads 1 trains on 2 processes, each on half of every epoch.
+//
 // Checkpoints (common/checkpointing.h): --save ckpt.h5 writes one after every
 // epoch; --resume ckpt.h5 continues that run, and with the same flags ends with
 // the same figures as the uninterrupted run; --eval ckpt.h5 only evaluates.
@@ -26,6 +29,7 @@
 #include "common/checkpointing.h"
 #include "common/classifier.h"
 #include "common/datasets.h"
+#include "common/distributed.h"
 #include "common/example_main.h"
 #include "common/training_flags.h"
 
@@ -40,6 +44,7 @@ int main(int argc, char** argv) {
   examples::OptimizerFlags optimizer_flags;  // SGD, momentum 0.9, cosine decay
   std::string graph_path;
   examples::add_common_flags(app, flags);
+  examples::add_distributed_flags(app, flags);  // --distributed: under mpirun
   examples::add_checkpoint_flags(app, checkpoint_flags);
   examples::add_calibration_flags(app, calibration_flags);
   examples::add_optimizer_flags(app, optimizer_flags);
@@ -93,6 +98,10 @@ int main(int argc, char** argv) {
     Checkpoint checkpoint{.model = &model, .optimizer = &optimizer};
     const int64_t first_epoch = examples::resume(checkpoint_flags, checkpoint, config);
     examples::resume_schedule(schedule.get(), optimizer);  // --resume: continue the schedule
+    // --distributed: rank 0's weights everywhere, and every backward ends with the
+    // gradients averaged over the ranks (common/distributed.h).
+    std::unique_ptr<DistributedDataParallel> data_parallel =
+        examples::wrap_data_parallel(flags, model);
 
     double train_seconds = 0;
     examples::EvalResult result;
@@ -130,6 +139,12 @@ int main(int argc, char** argv) {
       double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       train_seconds += seconds;
+      std::vector<double> totals = {loss_sum, static_cast<double>(correct),
+                                    static_cast<double>(seen)};
+      examples::sum_over_ranks(totals);  // --distributed: the whole job's figures
+      loss_sum = totals[0];
+      correct = static_cast<int64_t>(totals[1]);
+      seen = static_cast<int64_t>(totals[2]);
       result = examples::evaluate_classifier(model, test_loader);
       spdlog::info(
           "epoch {}/{}: loss {:.4f}, train accuracy {:.2f}%, test accuracy {:.2f}%, test nll "
@@ -139,6 +154,7 @@ int main(int argc, char** argv) {
       examples::save_epoch(checkpoint_flags, checkpoint, epoch, config);
     }
     const int64_t epochs_run = std::max<int64_t>(0, epochs - first_epoch + 1);
+    const int ranks = examples::process_group() ? examples::process_group()->size() : 1;
     if (epochs_run == 0)
       result = examples::evaluate_classifier(model, test_loader);  // resumed a finished run
     // Is the model's confidence honest? Temperature scaling fitted on the held-out
@@ -146,19 +162,20 @@ int main(int argc, char** argv) {
     nlohmann::json calibration = examples::calibrate_at_end(
         model, data.held_out.get(), test_loader, calibration_flags, "mnist_mlp", flags.smoke);
     examples::report_metrics(
-        flags, {{"example", "mnist_mlp"},
-                {"test_accuracy", result.accuracy},
-                {"test_nll", result.nll},
-                {"epochs", epochs},
-                {"train_seconds", train_seconds},
-                {"images_per_second",
-                 epochs_run == 0 ? 0.0 : train_loader.num_examples() * epochs_run / train_seconds},
-                {"threads", get_num_threads()},
-                {"smoke", flags.smoke},
-                {"calibration", calibration}});
+        flags,
+        {{"example", "mnist_mlp"},
+         {"test_accuracy", result.accuracy},
+         {"test_nll", result.nll},
+         {"epochs", epochs},
+         {"train_seconds", train_seconds},
+         {"images_per_second",
+          epochs_run == 0 ? 0.0 : train_loader.num_examples() * ranks * epochs_run / train_seconds},
+         {"threads", get_num_threads()},
+         {"ranks", ranks},
+         {"smoke", flags.smoke},
+         {"calibration", calibration}});
     return 0;
   } catch (const Error& e) {
-    spdlog::error("{}", e.what());
-    return 1;
+    return examples::exit_with_error(e);  // --distributed: ends every rank
   }
 }

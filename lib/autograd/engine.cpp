@@ -6,6 +6,7 @@
 // graphs (long unrolled sequences) do not overflow the stack.
 #include "autograd/engine.h"
 
+#include <functional>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -43,15 +44,73 @@ std::vector<ImplPtr> topological_order(const ImplPtr& root) {
   return order;
 }
 
+// For each position in the execution order (order reversed), the leaves with
+// hooks whose gradient is complete once that node has run: a leaf is ready after
+// the last node, in execution order, that has it as an input.
+std::vector<std::vector<ImplPtr>> leaves_ready_after(const std::vector<ImplPtr>& order) {
+  std::vector<std::vector<ImplPtr>> ready(order.size());
+  std::unordered_set<TensorImpl*> seen;
+  // Walking the execution order backwards, the first time a leaf shows up is
+  // its last use.
+  for (size_t step = 0; step < order.size(); ++step) {
+    const size_t position = order.size() - 1 - step;  // in execution order
+    for (const Tensor& input : order[step]->grad_fn->inputs()) {
+      const ImplPtr& leaf = input.impl_ptr();
+      if (!leaf || leaf->grad_fn || leaf->post_accumulate_grad_hooks.empty()) continue;
+      if (seen.insert(leaf.get()).second) ready[position].push_back(leaf);
+    }
+  }
+  return ready;
+}
+
+void run_hooks(const ImplPtr& leaf) {
+  if (!leaf->grad) return;  // the backward did not reach it after all
+  Tensor tensor(leaf);
+  // A copy: a hook may remove itself.
+  auto hooks = leaf->post_accumulate_grad_hooks;
+  for (auto& [handle, hook] : hooks) hook(tensor);
+}
+
+// The callbacks of the backward running on this thread (null: none running).
+thread_local std::vector<std::function<void()>>* t_callbacks = nullptr;
+
+// Installs a callback list for one backward and runs it at the end; a nested
+// backward (e.g. gradcheck inside a node) gets its own list.
+class BackwardCallbacks {
+ public:
+  BackwardCallbacks() : outer_(t_callbacks) { t_callbacks = &callbacks_; }
+  ~BackwardCallbacks() { t_callbacks = outer_; }
+  void run() {
+    for (size_t i = 0; i < callbacks_.size(); ++i) {
+      auto fn = std::move(callbacks_[i]);  // fn may queue more: index, not iterator
+      fn();
+    }
+    callbacks_.clear();
+  }
+
+ private:
+  std::vector<std::function<void()>>* outer_;
+  std::vector<std::function<void()>> callbacks_;
+};
+
 }  // namespace
+
+void queue_backward_callback(std::function<void()> fn) {
+  BRIDLE_CHECK(t_callbacks != nullptr,
+               "queue_backward_callback: no backward is running on this thread");
+  t_callbacks->push_back(std::move(fn));
+}
 
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
   BRIDLE_CHECK(root.requires_grad(),
                "backward: the tensor does not require grad (no input of the computation "
                "requires grad, or it was computed under NoGradGuard)");
   NoGradGuard no_grad;  // backward computations are not themselves recorded
+  BackwardCallbacks callbacks;
   if (root.is_leaf()) {
     accumulate_grad(root, gradient);
+    run_hooks(root.impl_ptr());
+    callbacks.run();
     return;
   }
   BRIDLE_CHECK(!root.grad_fn()->released(),
@@ -70,7 +129,9 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
   }
 
   std::vector<ImplPtr> order = topological_order(root.impl_ptr());
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+  std::vector<std::vector<ImplPtr>> ready = leaves_ready_after(order);
+  size_t position = 0;
+  for (auto it = order.rbegin(); it != order.rend(); ++it, ++position) {
     Tensor output(std::move(*it));  // dropped at the end of this iteration
     TensorImpl& impl = output.impl();
     Node& node = *impl.grad_fn;
@@ -89,7 +150,9 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       if (!impl.retains_grad) impl.grad.reset();
     }
     if (!retain_graph) node.release();
+    for (const ImplPtr& leaf : ready[position]) run_hooks(leaf);
   }
+  callbacks.run();
 }
 
 }  // namespace bridle

@@ -1,6 +1,7 @@
 // dtype and device names; see dtype.h.
 #include "core/dtype.h"
 
+#include "core/cuda/cuda.h"
 #include "core/error.h"
 
 namespace bridle {
@@ -45,6 +46,9 @@ std::string Device::str() const {
   return is_cpu() ? std::string("cpu") : fmt::format("cuda:{}", index);
 }
 
-bool cuda_is_available() { return false; }  // the CUDA backend is not built yet
+bool cuda_is_available() {
+  if constexpr (kCudaBuild) return cuda::device_count() > 0;
+  return false;
+}
 
 }  // namespace bridle

@@ -55,7 +55,17 @@ struct Device {
 
 inline const Device kCPU = Device::cpu();
 
-// True when this build has the CUDA backend and a GPU is present.
+// Whether this build has the CUDA backend (cmake -DBRIDLE_CUDA=AUTO|ON with nvcc
+// found). Ops test it with `if constexpr` before calling into CUDA code, so a
+// CPU-only build compiles the same source without the CUDA functions.
+#ifdef BRIDLE_WITH_CUDA
+inline constexpr bool kCudaBuild = true;
+#else
+inline constexpr bool kCudaBuild = false;
+#endif
+
+// True when this build has the CUDA backend and a GPU is present. Never throws:
+// without a driver or a GPU it is simply false.
 bool cuda_is_available();
 
 }  // namespace bridle

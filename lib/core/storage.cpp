@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/cuda/cuda.h"
 #include "core/error.h"
 
 namespace bridle {
@@ -85,23 +86,59 @@ CpuCachingAllocator& cpu_allocator() {
 }  // namespace
 
 void* device_allocate(size_t nbytes, Device device) {
-  BRIDLE_CHECK(device.is_cpu(), "cannot allocate on {}: this build has no CUDA backend",
-               device.str());
-  return cpu_allocator().allocate(nbytes);
+  if (device.is_cpu()) return cpu_allocator().allocate(nbytes);
+  if constexpr (kCudaBuild) return cuda::allocate(nbytes, device.index);
+  BRIDLE_FAIL(
+      "cannot allocate on {}: this build has no CUDA backend (configure with -DBRIDLE_CUDA=ON "
+      "on a machine with nvcc)",
+      device.str());
 }
 
 void device_free(void* ptr, size_t nbytes, Device device) {
   if (ptr == nullptr) return;
-  if (device.is_cpu()) cpu_allocator().release(ptr, nbytes);
+  if (device.is_cpu()) {
+    cpu_allocator().release(ptr, nbytes);
+    return;
+  }
+  if constexpr (kCudaBuild) cuda::release(ptr, nbytes, device.index);
 }
 
-void empty_cache() { cpu_allocator().empty(); }
+void empty_cache() {
+  cpu_allocator().empty();
+  if constexpr (kCudaBuild) cuda::empty_cache();
+}
 
-AllocatorStats allocator_stats() { return cpu_allocator().stats(); }
+AllocatorStats allocator_stats(Device device) {
+  if (device.is_cpu()) return cpu_allocator().stats();
+  if constexpr (kCudaBuild) return cuda::allocator_stats(device.index);
+  return {};
+}
 
-Storage::Storage(size_t nbytes, Device device)
-    : data_(device_allocate(nbytes, device)), nbytes_(nbytes), device_(device) {}
+namespace {
 
-Storage::~Storage() { device_free(data_, nbytes_, device_); }
+void* allocate_storage(size_t nbytes, Device device, bool pinned) {
+  if (!pinned) return device_allocate(nbytes, device);
+  BRIDLE_CHECK(device.is_cpu(), "pinned memory is host memory, but {} was asked for", device.str());
+  if constexpr (kCudaBuild) return cuda::allocate_pinned(nbytes);
+  BRIDLE_FAIL("pinned memory needs the CUDA backend, and this build has none");
+}
+
+}  // namespace
+
+Storage::Storage(size_t nbytes, Device device, bool pinned)
+    : data_(allocate_storage(nbytes, device, pinned)),
+      nbytes_(nbytes),
+      device_(device),
+      pinned_(pinned) {}
+
+Storage::~Storage() {
+  if constexpr (kCudaBuild) {
+    if (pinned_) {
+      cuda::release_pinned(data_, nbytes_);
+      return;
+    }
+  }
+  device_free(data_, nbytes_, device_);
+}
 
 }  // namespace bridle

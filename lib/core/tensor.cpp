@@ -2,6 +2,7 @@
 // the autograd entry points (the engine itself is in autograd/engine.cpp).
 #include "core/tensor.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <ostream>
@@ -9,6 +10,7 @@
 
 #include "autograd/engine.h"
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -93,9 +95,20 @@ void* Tensor::raw_data() const {
 
 namespace {
 
-void check_cpu(const Tensor& t, const char* what) {
-  BRIDLE_CHECK(t.device().is_cpu(), "{}: needs a cpu tensor, got one on {}", what,
-               t.device().str());
+// t itself on the CPU, else a CPU copy: what the element accessors read.
+Tensor on_cpu(const Tensor& t) { return t.device().is_cpu() ? t : t.cpu(); }
+
+size_t nbytes_of(const Tensor& t) { return static_cast<size_t>(t.numel()) * dtype_size(t.dtype()); }
+
+// Copies between tensors of the same size on any devices (core/cuda/cuda.h).
+void copy_data(const Tensor& dst, const Tensor& src) {
+  if constexpr (kCudaBuild) {
+    if (!dst.device().is_cpu() || !src.device().is_cpu()) {
+      cuda::copy_bytes(dst.raw_data(), dst.device(), src.raw_data(), src.device(), nbytes_of(src));
+      return;
+    }
+  }
+  std::memmove(dst.raw_data(), src.raw_data(), nbytes_of(src));
 }
 
 int64_t flat_index(const Tensor& t, const std::vector<int64_t>& index) {
@@ -144,43 +157,50 @@ void write_element(const Tensor& t, int64_t flat, double value) {
 float Tensor::item() const {
   BRIDLE_CHECK(numel() == 1, "Tensor::item: needs exactly one element, got shape {}",
                shape_str(shape()));
-  check_cpu(*this, "Tensor::item");
-  return static_cast<float>(read_element(*this, 0));
+  return static_cast<float>(read_element(on_cpu(*this), 0));
 }
 
 double Tensor::at(const std::vector<int64_t>& index) const {
-  check_cpu(*this, "Tensor::at");
-  return read_element(*this, flat_index(*this, index));
+  const Tensor host = on_cpu(*this);
+  return read_element(host, flat_index(host, index));
 }
 
 void Tensor::set(const std::vector<int64_t>& index, double value) {
-  check_cpu(*this, "Tensor::set");
-  write_element(*this, flat_index(*this, index), value);
+  const int64_t flat = flat_index(*this, index);
+  if (device().is_cpu()) {
+    write_element(*this, flat, value);
+    return;
+  }
+  Tensor element = Tensor::empty({}, dtype());  // written here, then copied over
+  write_element(element, 0, value);
+  if constexpr (kCudaBuild)
+    cuda::copy_bytes(static_cast<char*>(raw_data()) + flat * dtype_size(dtype()), device(),
+                     element.raw_data(), Device::cpu(), dtype_size(dtype()));
 }
 
 std::vector<float> Tensor::to_vector() const {
-  check_cpu(*this, "Tensor::to_vector");
-  const float* p = data<float>();
+  const Tensor host = on_cpu(*this);
+  const float* p = host.data<float>();
   return std::vector<float>(p, p + numel());
 }
 
 std::vector<int64_t> Tensor::to_int_vector() const {
-  check_cpu(*this, "Tensor::to_int_vector");
   BRIDLE_CHECK(is_integer(dtype()), "Tensor::to_int_vector: tensor is {}", dtype_name(dtype()));
+  const Tensor host = on_cpu(*this);
   std::vector<int64_t> out(numel());
-  for (int64_t i = 0; i < numel(); ++i) out[i] = static_cast<int64_t>(read_element(*this, i));
+  for (int64_t i = 0; i < numel(); ++i) out[i] = static_cast<int64_t>(read_element(host, i));
   return out;
 }
 
 Tensor Tensor::clone() const {
   Tensor out = Tensor::empty(shape(), TensorOptions(dtype()).with_device(device()));
-  std::memcpy(out.raw_data(), raw_data(), numel() * dtype_size(dtype()));
+  copy_data(out, *this);
   return out;
 }
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  check_cpu(*this, "Tensor::to");
+  if (!device().is_cpu()) return cpu().to(target).to(device());  // rare: converted on the CPU
   Tensor out = Tensor::empty(shape(), TensorOptions(target).with_device(device()));
   for (int64_t i = 0; i < numel(); ++i) write_element(out, i, read_element(*this, i));
   return out;
@@ -188,13 +208,40 @@ Tensor Tensor::to(DType target) const {
 
 Tensor Tensor::to(Device target) const {
   if (target == device()) return *this;
-  BRIDLE_FAIL("Tensor::to: cannot move a tensor from {} to {}: this build has no CUDA backend",
-              device().str(), target.str());
+  // Tensor::empty throws a clear error when the target cannot be allocated on
+  // (no CUDA backend in this build, no GPU, no such device).
+  Tensor out = Tensor::empty(shape(), TensorOptions(dtype()).with_device(target));
+  copy_data(out, *this);
+  if (!is_float()) return out;
+  // Differentiable, as in PyTorch: the gradient goes back to the source device,
+  // so a computation may start on the CPU, run on a GPU and end on the CPU.
+  return record(out, "to", {*this}, [source = *this](const Tensor& dout, const Tensor&) {
+    accumulate_grad(source, dout.to(source.device()));
+  });
+}
+
+Tensor Tensor::pin_memory() const {
+  BRIDLE_CHECK(device().is_cpu(), "Tensor::pin_memory: the tensor is on {}, not the cpu",
+               device().str());
+  if (is_pinned()) return *this;
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape();
+  impl->dtype = dtype();
+  impl->storage = std::make_shared<Storage>(nbytes_of(*this), Device::cpu(), /*pinned=*/true);
+  Tensor out(std::move(impl));
+  copy_data(out, *this);
+  return out;
 }
 
 Tensor& Tensor::fill_(double value) {
-  check_cpu(*this, "Tensor::fill_");
   int64_t n = numel();
+  if (!device().is_cpu()) {
+    if constexpr (kCudaBuild) {
+      cuda::DeviceGuard guard(device());
+      cuda::fill(raw_data(), dtype(), n, value);
+    }
+    return *this;
+  }
   if (dtype() == DType::kFloat32) {
     float v = static_cast<float>(value);
     float* p = data<float>();
@@ -209,8 +256,7 @@ Tensor& Tensor::copy_(const Tensor& other) {
   BRIDLE_CHECK(other.shape() == shape() && other.dtype() == dtype(),
                "Tensor::copy_: source is {} {}, destination is {} {}", dtype_name(other.dtype()),
                shape_str(other.shape()), dtype_name(dtype()), shape_str(shape()));
-  check_cpu(*this, "Tensor::copy_");
-  std::memmove(raw_data(), other.raw_data(), numel() * dtype_size(dtype()));
+  copy_data(*this, other);
   return *this;
 }
 
@@ -244,6 +290,21 @@ void Tensor::zero_grad(bool set_to_none) {
 void Tensor::retain_grad() {
   BRIDLE_CHECK(requires_grad(), "retain_grad: the tensor does not require grad");
   impl().retains_grad = true;
+}
+
+int64_t Tensor::register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) {
+  BRIDLE_CHECK(is_leaf() && requires_grad(),
+               "register_post_accumulate_grad_hook: only a leaf that requires grad accumulates "
+               "a gradient");
+  static std::atomic<int64_t> next_handle{1};
+  const int64_t handle = next_handle++;
+  impl().post_accumulate_grad_hooks.emplace_back(handle, std::move(hook));
+  return handle;
+}
+
+void Tensor::remove_post_accumulate_grad_hook(int64_t handle) {
+  auto& hooks = impl().post_accumulate_grad_hooks;
+  std::erase_if(hooks, [handle](const auto& entry) { return entry.first == handle; });
 }
 
 void Tensor::backward(bool retain_graph) const {
@@ -320,18 +381,18 @@ std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
   std::ostringstream os;
   os << "tensor(";
-  if (!device().is_cpu()) {
-    os << "<on " << device().str() << ">";
-  } else if (dim() == 0) {
-    double v = read_element(*this, 0);
+  const Tensor host = on_cpu(*this);
+  if (dim() == 0) {
+    double v = read_element(host, 0);
     os << (is_float() ? fmt::format("{:.4f}", v) : std::to_string(static_cast<int64_t>(v)));
   } else if (numel() == 0) {
     os << "[]";
   } else {
     int64_t flat = 0;
-    print_rec(os, *this, 0, flat, 7);
+    print_rec(os, host, 0, flat, 7);
   }
   os << ", shape=" << shape_str(shape());
+  if (!device().is_cpu()) os << ", device=" << device().str();
   if (!is_float()) os << ", dtype=" << dtype_name(dtype());
   if (requires_grad()) os << (is_leaf() ? ", requires_grad" : ", grad_fn=" + grad_fn()->name());
   os << ")";

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -53,6 +54,8 @@ struct TensorOptions {
   }
 };
 
+class Tensor;
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   int64_t offset = 0;  // in elements, into storage
@@ -66,6 +69,8 @@ struct TensorImpl {
   bool retains_grad = false;  // keep .grad on a non-leaf after backward
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<Node> grad_fn;
+  // Leaves only: called once per backward after the gradient is complete.
+  std::vector<std::pair<int64_t, std::function<void(const Tensor&)>>> post_accumulate_grad_hooks;
 
   int64_t numel() const { return shape_numel(shape); }
   // Converts opaque-layout elements to plain row-major in fresh storage.
@@ -110,19 +115,28 @@ class Tensor {
   void* opaque_data() const;
   const Tensor& make_plain() const;
 
-  // Element access for tests and small programs (CPU only, slow).
+  // Element access for tests and small programs (slow). On a CUDA tensor each
+  // call copies the tensor to the CPU first (set: the one element back).
   float item() const;                                  // the one element, as float
   double at(const std::vector<int64_t>& index) const;  // any dtype, as double
   void set(const std::vector<int64_t>& index, double value);
   std::vector<float> to_vector() const;        // float32 tensors
   std::vector<int64_t> to_int_vector() const;  // integer tensors
 
-  // Copies (the result is a new leaf that does not require grad).
+  // Copies (the result is a new leaf that does not require grad), except that
+  // to(Device) is recorded by autograd: its gradient is copied back.
   Tensor clone() const;
   Tensor to(DType dtype) const;
-  Tensor to(Device device) const;
-  // Overwrites every element with value / with other's elements, in place.
-  // Not recorded by autograd: use on leaves (init, optimizers, checkpoints).
+  Tensor to(Device device) const;  // a copy on another device (itself if already there)
+  Tensor cpu() const { return to(Device::cpu()); }
+  Tensor cuda(int index = 0) const { return to(Device::cuda(index)); }
+  // A CPU copy in pinned (page-locked) memory, which copies to a GPU
+  // asynchronously; needs the CUDA backend and a GPU.
+  Tensor pin_memory() const;
+  bool is_pinned() const { return impl().storage->is_pinned(); }
+  // Overwrites every element with value / with other's elements, in place; other
+  // may be on another device. Not recorded by autograd: use on leaves (init,
+  // optimizers, checkpoints).
   Tensor& fill_(double value);
   Tensor& copy_(const Tensor& other);
 
@@ -137,6 +151,13 @@ class Tensor {
   void zero_grad(bool set_to_none = false);
   // Keep .grad on a non-leaf tensor after backward (leaves always keep it).
   void retain_grad();
+  // On a leaf that requires grad: hook(leaf) runs once per backward that reaches
+  // the leaf, as soon as its .grad holds every contribution of that backward
+  // (after the last node that uses the leaf has run), while the rest of the
+  // backward is still to come. Data-parallel training starts sending gradients
+  // from here. Returns a handle for remove_post_accumulate_grad_hook.
+  int64_t register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook);
+  void remove_post_accumulate_grad_hook(int64_t handle);
   const std::shared_ptr<Node>& grad_fn() const { return impl().grad_fn; }
   // Backpropagates from this scalar (gradient 1) or with the given gradient.
   // The graph is released afterwards unless retain_graph is set.

@@ -48,7 +48,15 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
     BRIDLE_CHECK(options_.stddev[c] > 0 && std::isfinite(options_.stddev[c]),
                  "DataLoader: stddev[{}] = {} must be positive and finite", c, options_.stddev[c]);
   for (const Augmentation& augmentation : options_.augment) check_augmentation(augmentation);
-  num_examples_ = dataset_->size();
+  BRIDLE_CHECK(options_.num_shards >= 1, "DataLoader: num_shards must be >= 1, got {}",
+               options_.num_shards);
+  BRIDLE_CHECK(options_.shard >= 0 && options_.shard < options_.num_shards,
+               "DataLoader: shard {} is not in [0, {}) (num_shards)", options_.shard,
+               options_.num_shards);
+  dataset_size_ = dataset_->size();
+  const int64_t shards = options_.num_shards;
+  num_examples_ = options_.even_shards ? (dataset_size_ + shards - 1) / shards
+                                       : (dataset_size_ - options_.shard + shards - 1) / shards;
   const int64_t b = options_.batch_size;
   num_batches_ = options_.drop_last ? num_examples_ / b : (num_examples_ + b - 1) / b;
 }
@@ -56,15 +64,22 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
 DataLoader::~DataLoader() { stop_worker(); }
 
 std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
-  std::vector<int64_t> order(static_cast<size_t>(num_examples_));
-  for (int64_t i = 0; i < num_examples_; ++i) order[i] = i;
-  if (!options_.shuffle) return order;
-  std::mt19937_64 rng(splitmix64(options_.seed ^ splitmix64(static_cast<uint64_t>(epoch))));
-  for (int64_t i = num_examples_ - 1; i > 0; --i) {
-    auto j = static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(i) + 1));
-    std::swap(order[i], order[j]);
+  std::vector<int64_t> order(static_cast<size_t>(dataset_size_));
+  for (int64_t i = 0; i < dataset_size_; ++i) order[i] = i;
+  if (options_.shuffle) {
+    std::mt19937_64 rng(splitmix64(options_.seed ^ splitmix64(static_cast<uint64_t>(epoch))));
+    for (int64_t i = dataset_size_ - 1; i > 0; --i) {
+      auto j = static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(i) + 1));
+      std::swap(order[i], order[j]);
+    }
   }
-  return order;
+  if (options_.num_shards == 1) return order;
+  // This shard: every num_shards-th position from its own, the full order
+  // wrapping around for the padding of even shards.
+  std::vector<int64_t> shard(static_cast<size_t>(num_examples_));
+  for (int64_t i = 0; i < num_examples_; ++i)
+    shard[i] = order[(options_.shard + i * options_.num_shards) % dataset_size_];
+  return shard;
 }
 
 void DataLoader::start_epoch(int64_t epoch) {

@@ -63,6 +63,17 @@ struct DataLoaderOptions {
   std::vector<float> mean = {};
   std::vector<float> stddev = {};
   int prefetch = 2;  // batches prepared ahead on a background thread; 0: none, no thread
+  // Data-parallel sharding (a distributed sampler). With num_shards R, the loader
+  // of rank `shard` visits positions shard, shard + R, shard + 2R, ... of each
+  // epoch's order, so the ranks' shards are disjoint and their batch k together
+  // are batch k of one loader with R times the batch size. even_shards (for
+  // training) pads every shard to ceil(N / R) examples by wrapping around to the
+  // start of the order, so every rank takes the same number of steps; off (for
+  // evaluation), the shards hold each example exactly once and differ in length
+  // by at most one.
+  int64_t num_shards = 1;
+  int64_t shard = 0;
+  bool even_shards = true;
 };
 
 // splitmix64 (Steele, Lea and Flood 2014): turns nearby seeds (0, 1, 2, ...) into
@@ -76,12 +87,13 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  int64_t num_batches() const { return num_batches_; }  // per epoch
-  int64_t num_examples() const { return num_examples_; }
+  int64_t num_batches() const { return num_batches_; }    // per epoch
+  int64_t num_examples() const { return num_examples_; }  // per epoch (this shard's, when sharded)
   const DataLoaderOptions& options() const { return options_; }
   const Dataset& dataset() const { return *dataset_; }
 
-  // The order in which epoch `epoch` visits the examples (see the top of this file).
+  // The order in which epoch `epoch` visits the examples (see the top of this
+  // file): num_examples() dataset indices, this loader's shard when sharded.
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
   // Starts epoch `epoch` (any epoch, in any order), abandoning the current one.
@@ -136,7 +148,8 @@ class DataLoader {
 
   std::shared_ptr<const Dataset> dataset_;
   DataLoaderOptions options_;
-  int64_t num_examples_ = 0;
+  int64_t dataset_size_ = 0;
+  int64_t num_examples_ = 0;  // per epoch: dataset_size_, or this shard's share
   int64_t num_batches_ = 0;
 
   // The current epoch. order_ and epoch_ are written only while no worker runs.

@@ -3,9 +3,13 @@
 
 #include <algorithm>
 
+#include "autograd/node.h"
 #include "ops/activations.h"
 #include "ops/batch_norm.h"
 #include "ops/dropout.h"
+#include "ops/elementwise.h"
+#include "ops/reduce.h"
+#include "ops/shape.h"
 
 namespace bridle {
 namespace {
@@ -117,7 +121,42 @@ Tensor BatchNorm::forward(const Tensor& x) {
   const bool use_batch_stats = is_training() || !track_running_stats_;
   if (is_training() && track_running_stats_)
     num_batches_tracked.set({}, num_batches_tracked.at({}) + 1);
+  if (use_batch_stats && rank_sum_) return forward_synchronized(x);
   return batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum_, eps_);
+}
+
+// The same normalization as batch_norm(), written with ops so that the sums can
+// pass through rank_sum_. Two passes (mean first, then the mean square of x -
+// mean) rather than E[x²] - E[x]², which cancels badly when |mean| >> std.
+Tensor BatchNorm::forward_synchronized(const Tensor& x) {
+  const int64_t n = x.size(0), c = num_features_;
+  // [C]: the sum over every dim but the channel dim 1.
+  auto channel_sums = [&](const Tensor& t) {
+    Tensor per_example = t.dim() == 2 ? t : sum(reshape(t, {n, c, -1}), 2);  // [N, C]
+    return sum(per_example, 0);
+  };
+  Shape broadcast_shape(x.dim(), 1);  // [1, C, 1, ...]
+  broadcast_shape[1] = c;
+
+  const double local_count = static_cast<double>(x.numel() / c);
+  Tensor sums = rank_sum_(cat({channel_sums(x), full({1}, local_count)}, 0));  // [C + 1]
+  const double count = sums.at({c});
+  BRIDLE_CHECK(count > 1, "{}: the global batch has {} values per channel; need more than one",
+               type_name(), count);
+  Tensor mean = slice(sums, 0, c) / static_cast<float>(count);
+  Tensor centered = x - reshape(mean, broadcast_shape);
+  Tensor var = rank_sum_(channel_sums(centered * centered)) / static_cast<float>(count);
+  Tensor y = centered * reshape(pow(var + eps_, -0.5f), broadcast_shape);
+  if (affine_) y = y * reshape(weight, broadcast_shape) + reshape(bias, broadcast_shape);
+
+  if (track_running_stats_) {  // as batch_norm(): unbiased variance in the running one
+    NoGradGuard no_grad;
+    const float m = momentum_;
+    running_mean.copy_(running_mean * (1 - m) + mean.detach() * m);
+    running_var.copy_(running_var * (1 - m) +
+                      var.detach() * static_cast<float>(m * count / (count - 1)));
+  }
+  return y;
 }
 
 std::string BatchNorm::extra_repr() const {

@@ -13,6 +13,7 @@
 // construction (same seed, same masks) and is the identity after eval().
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -84,16 +85,29 @@ class BatchNorm : public Module {
   float eps() const { return eps_; }
   float momentum() const { return momentum_; }
 
+  // Synchronized batch statistics (distributed/sync_batch_norm.h sets this): in
+  // training, the per-channel sums behind the mean and variance go through
+  // rank_sum, a differentiable sum over the ranks of a data-parallel job, so
+  // every rank normalizes with the statistics of the whole global batch. Unset
+  // (the default): this rank's batch alone. Evaluation is unaffected.
+  using RankSum = std::function<Tensor(const Tensor&)>;
+  void set_rank_sum(RankSum rank_sum) { rank_sum_ = std::move(rank_sum); }
+  bool is_synchronized() const { return static_cast<bool>(rank_sum_); }
+
  protected:
   BatchNorm(std::string type_name, std::vector<int64_t> ranks, int64_t num_features, float eps,
             float momentum, bool affine, bool track_running_stats);
   std::string extra_repr() const override;
 
  private:
+  // Training with statistics summed over ranks, from ops (autograd does the backward).
+  Tensor forward_synchronized(const Tensor& x);
+
   std::vector<int64_t> ranks_;  // the input ranks this layer accepts
   int64_t num_features_;
   float eps_, momentum_;
   bool affine_, track_running_stats_;
+  RankSum rank_sum_;
 };
 
 class BatchNorm1d : public BatchNorm {

@@ -15,7 +15,9 @@
 #include <limits>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
+#include "ops/cuda_kernels.h"
 #include "ops/elementwise.h"
 #include "ops/fast_math.h"
 #include "ops/loss_utils.h"
@@ -262,6 +264,54 @@ Tensor cross_entropy_class(const Tensor& logits, const Tensor& targets,
                 });
 }
 
+// cross_entropy with class targets on a GPU (cross_entropy.cu). The targets and
+// class weights are copied to the host to validate them and to find kMean's
+// denominator, and the per-row losses to check them for NaN, as the CPU op does:
+// two small copies that wait for the GPU, the price of the same errors.
+template <typename Target>
+Tensor cross_entropy_class_cuda(const Tensor& logits, const Tensor& targets,
+                                const CrossEntropyOptions& options) {
+  if constexpr (!kCudaBuild) {
+    BRIDLE_FAIL("cross_entropy: this build has no CUDA backend");
+  } else {
+    const int64_t B = logits.shape()[0], C = logits.shape()[1];
+    const Tensor weight_host = options.weight.defined() ? options.weight.cpu() : Tensor();
+    const float* host_weight = check_weight("cross_entropy", weight_host, C);
+    const Tensor targets_host = targets.cpu();
+    const double denominator = check_class_targets("cross_entropy", targets_host.data<Target>(), B,
+                                                   C, options.ignore_index, host_weight);
+    const auto total_weight = static_cast<float>(cpu::weight_sum(host_weight, C));
+    const float scale = mean_scale(options.reduction, denominator);
+
+    cuda::DeviceGuard guard(logits.device());
+    const Device device = logits.device();
+    Tensor row_loss = Tensor::empty({B}, device), lse = Tensor::empty({B}, device);
+    const Tensor& w = options.weight;
+    cuda::cross_entropy_forward(row_loss.data<float>(), lse.data<float>(), logits.data<float>(),
+                                targets.data<Target>(), w.defined() ? w.data<float>() : nullptr, B,
+                                C, options.ignore_index, options.label_smoothing);
+    check_rows_finite("cross_entropy", row_loss.cpu().data<float>(), B, logits);
+    Tensor loss = row_loss;
+    if (options.reduction != Reduction::kNone) {
+      loss = Tensor::empty({}, device);
+      cuda::sum_forward(loss.data<float>(), row_loss.data<float>(), 1, B, 1, scale);
+    }
+    return record(loss, "cross_entropy", {logits},
+                  [logits, targets, lse, options, scale, total_weight, B, C](const Tensor& dout,
+                                                                             const Tensor&) {
+                    cuda::DeviceGuard guard(logits.device());
+                    const Tensor& w = options.weight;
+                    write_grad(logits, [&](float* dlogits, bool accumulate) {
+                      cuda::cross_entropy_backward(
+                          dlogits, logits.data<float>(), lse.data<float>(), targets.data<Target>(),
+                          w.defined() ? w.data<float>() : nullptr, total_weight, dout.data<float>(),
+                          scale, options.reduction == Reduction::kNone, B, C, options.ignore_index,
+                          options.label_smoothing, accumulate);
+                    });
+                  });
+  }
+}
+
 Tensor cross_entropy_soft(const Tensor& logits, const Tensor& targets,
                           const CrossEntropyOptions& options) {
   const int64_t B = logits.shape()[0], C = logits.shape()[1];
@@ -326,9 +376,10 @@ Tensor nll_loss_typed(const Tensor& log_probs, const Tensor& targets,
 }
 
 // Shared checks of the [B, C] input and, for class targets, the [B] targets.
-void check_inputs(const char* op, const Tensor& input, const Tensor& targets, bool allow_soft) {
+void check_inputs(const char* op, const Tensor& input, const Tensor& targets, bool allow_soft,
+                  Kernels kernels = Kernels::kCpuOnly) {
   check_float(op, input, "input");
-  check_device(op, {input, targets});
+  check_device(op, {input, targets}, kernels);
   BRIDLE_CHECK(input.dim() == 2, "{}: input must be [B, C], got {}", op, shape_str(input.shape()));
   BRIDLE_CHECK(input.shape()[1] > 0, "{}: input {} has no classes", op, shape_str(input.shape()));
   BRIDLE_CHECK(targets.defined(), "{}: no targets given", op);
@@ -345,10 +396,19 @@ void check_inputs(const char* op, const Tensor& input, const Tensor& targets, bo
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
                      const CrossEntropyOptions& options) {
-  check_inputs("cross_entropy", logits, targets, /*allow_soft=*/true);
+  check_inputs("cross_entropy", logits, targets, /*allow_soft=*/true, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(options.label_smoothing >= 0.0f && options.label_smoothing <= 1.0f,
                "cross_entropy: label_smoothing must be in [0, 1], got {}", options.label_smoothing);
-  check_device("cross_entropy", {logits, options.weight});
+  check_device("cross_entropy", {logits, options.weight}, Kernels::kCpuAndCuda);
+  if (logits.device().is_cuda()) {
+    BRIDLE_CHECK(!targets.is_float(),
+                 "cross_entropy: probability (float32) targets have no kernel for device {} yet; "
+                 "class indices do",
+                 logits.device().str());
+    if (targets.dtype() == DType::kInt32)
+      return cross_entropy_class_cuda<int32_t>(logits, targets, options);
+    return cross_entropy_class_cuda<int64_t>(logits, targets, options);
+  }
   if (targets.is_float()) return cross_entropy_soft(logits, targets, options);
   if (targets.dtype() == DType::kInt32)
     return cross_entropy_class<int32_t>(logits, targets, options);

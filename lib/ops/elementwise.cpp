@@ -7,6 +7,9 @@
 // Broadcast inputs are walked with stride 0 along their stretched dims, so the
 // backward's "+=" into the same element *is* the sum over those dims.
 //
+// On a GPU (elementwise.cu): an op whose struct names its `cuda_kind` has a
+// CUDA kernel; pow has none yet, and check_device says so.
+//
 // Opaque layouts (core/layout.h): an op whose f maps zeros to zero (relu, the
 // residual add) runs over a blocked tensor's raw memory, padding included, and
 // keeps the layout, so conv - batch norm - relu chains never reorder. Any other
@@ -17,7 +20,9 @@
 #include <cstring>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
+#include "ops/cuda_kernels.h"
 #include "ops/fast_math.h"
 #include "ops/op_utils.h"
 
@@ -30,26 +35,31 @@ namespace ops {
 
 struct Neg {
   static constexpr const char* name = "neg";
+  static constexpr cuda::UnaryKind cuda_kind = cuda::UnaryKind::kNeg;
   static float f(float x) { return -x; }
   static float df(float, float) { return -1.0f; }
 };
 struct Exp {
   static constexpr const char* name = "exp";
+  static constexpr cuda::UnaryKind cuda_kind = cuda::UnaryKind::kExp;
   static float f(float x) { return std::exp(x); }
   static float df(float, float y) { return y; }  // (e^x)' = e^x
 };
 struct Log {
   static constexpr const char* name = "log";
+  static constexpr cuda::UnaryKind cuda_kind = cuda::UnaryKind::kLog;
   static float f(float x) { return std::log(x); }
   static float df(float x, float) { return 1.0f / x; }
 };
 struct Sqrt {
   static constexpr const char* name = "sqrt";
+  static constexpr cuda::UnaryKind cuda_kind = cuda::UnaryKind::kSqrt;
   static float f(float x) { return std::sqrt(x); }
   static float df(float, float y) { return 0.5f / y; }  // 1 / (2 sqrt x)
 };
 struct Relu {
   static constexpr const char* name = "relu";
+  static constexpr cuda::UnaryKind cuda_kind = cuda::UnaryKind::kRelu;
   static float f(float x) { return x > 0.0f ? x : 0.0f; }
   static float df(float x, float) { return x > 0.0f ? 1.0f : 0.0f; }  // 0 at the kink, as PyTorch
   // dy * f'(x) as a select: GCC vectorizes this, not a product with a select.
@@ -57,35 +67,41 @@ struct Relu {
 };
 struct Sigmoid {
   static constexpr const char* name = "sigmoid";
+  static constexpr cuda::UnaryKind cuda_kind = cuda::UnaryKind::kSigmoid;
   static float f(float x) { return stable_sigmoid(x); }
   static float df(float, float y) { return y * (1.0f - y); }
 };
 struct Tanh {
   static constexpr const char* name = "tanh";
+  static constexpr cuda::UnaryKind cuda_kind = cuda::UnaryKind::kTanh;
   static float f(float x) { return fast_tanh(x); }
   static float df(float, float y) { return 1.0f - y * y; }
 };
 
 struct Add {
   static constexpr const char* name = "add";
+  static constexpr cuda::BinaryKind cuda_kind = cuda::BinaryKind::kAdd;
   static float f(float a, float b) { return a + b; }
   static float da(float, float, float) { return 1.0f; }
   static float db(float, float, float) { return 1.0f; }
 };
 struct Sub {
   static constexpr const char* name = "sub";
+  static constexpr cuda::BinaryKind cuda_kind = cuda::BinaryKind::kSub;
   static float f(float a, float b) { return a - b; }
   static float da(float, float, float) { return 1.0f; }
   static float db(float, float, float) { return -1.0f; }
 };
 struct Mul {
   static constexpr const char* name = "mul";
+  static constexpr cuda::BinaryKind cuda_kind = cuda::BinaryKind::kMul;
   static float f(float a, float b) { return a * b; }
   static float da(float, float b, float) { return b; }
   static float db(float a, float, float) { return a; }
 };
 struct Div {
   static constexpr const char* name = "div";
+  static constexpr cuda::BinaryKind cuda_kind = cuda::BinaryKind::kDiv;
   static float f(float a, float b) { return a / b; }
   static float da(float, float b, float) { return 1.0f / b; }
   static float db(float, float b, float y) { return -y / b; }  // -a / b^2
@@ -297,10 +313,71 @@ bool all_same_opaque(std::initializer_list<Tensor> ts) {
   return first != nullptr;
 }
 
+// Whether Op has a CUDA kernel in this build (its struct names a cuda_kind).
+template <typename Op>
+constexpr bool kHasCudaKernel = kCudaBuild&& requires {
+  Op::cuda_kind;
+};
+
+template <typename Op>
+constexpr Kernels kernels_of() {
+  return kHasCudaKernel<Op> ? Kernels::kCpuAndCuda : Kernels::kCpuOnly;
+}
+
+// y = f(x) on a GPU; backward dx (+)= dy f'(x).
+template <typename Op>
+Tensor unary_op_cuda(const Tensor& x) {
+  cuda::DeviceGuard guard(x.device());
+  Tensor out = Tensor::empty(x.shape(), x.device());
+  cuda::unary_forward(Op::cuda_kind, out.data<float>(), x.data<float>(), x.numel());
+  return record(out, Op::name, {x}, [x](const Tensor& dout, const Tensor& out) {
+    cuda::DeviceGuard guard(x.device());
+    write_grad(x, [&](float* dx, bool accumulate) {
+      cuda::unary_backward(Op::cuda_kind, dx, x.data<float>(), out.data<float>(),
+                           dout.data<float>(), x.numel(), accumulate);
+    });
+  });
+}
+
+// The plan in the form the CUDA kernels take (unused in a CPU-only build).
+[[maybe_unused]] cuda::BroadcastIndex cuda_broadcast_index(const char* op,
+                                                           const BroadcastPlan& plan) {
+  cuda::BroadcastIndex index;
+  const auto rank = static_cast<int>(plan.out.size());
+  BRIDLE_CHECK(rank <= cuda::kMaxDims, "{}: broadcasting over {} dims on a GPU (at most {})", op,
+               rank, cuda::kMaxDims);
+  index.rank = rank;
+  index.same_shape = plan.same_shape;
+  for (int d = 0; d < rank; ++d) {
+    index.size[d] = plan.out[d];
+    index.stride_a[d] = plan.stride_a[d];
+    index.stride_b[d] = plan.stride_b[d];
+  }
+  return index;
+}
+
+// y = f(a, b) with broadcasting on a GPU; backward da += dy df/da, db += dy df/db.
+template <typename Op>
+Tensor binary_op_cuda(const Tensor& a, const Tensor& b, const BroadcastPlan& plan) {
+  cuda::DeviceGuard guard(a.device());
+  const cuda::BroadcastIndex index = cuda_broadcast_index(Op::name, plan);
+  Tensor out = Tensor::empty(plan.out, a.device());
+  cuda::binary_forward(Op::cuda_kind, out.data<float>(), a.data<float>(), b.data<float>(), index,
+                       out.numel());
+  return record(out, Op::name, {a, b}, [a, b, index](const Tensor& dout, const Tensor& out) {
+    cuda::DeviceGuard guard(a.device());
+    cuda::binary_backward(Op::cuda_kind, grad_ptr(a), grad_ptr(b), a.data<float>(), b.data<float>(),
+                          out.data<float>(), dout.data<float>(), index, out.numel());
+  });
+}
+
 template <typename Op>
 Tensor unary_op(const Tensor& x) {
   check_float(Op::name, x);
-  check_device(Op::name, {x});
+  check_device(Op::name, {x}, kernels_of<Op>());
+  if constexpr (kHasCudaKernel<Op>) {
+    if (x.device().is_cuda()) return unary_op_cuda<Op>(x);
+  }
   if (!x.is_plain() && Op::f(0.0f) == 0.0f) {
     Tensor out = Tensor::empty_opaque(x.shape(), x.layout());
     cpu::unary_forward<Op>(opaque_ptr(out), opaque_ptr(x), opaque_floats(x));
@@ -329,8 +406,11 @@ template <typename Op>
 Tensor binary_op(const Tensor& a, const Tensor& b) {
   check_float(Op::name, a, "a");
   check_float(Op::name, b, "b");
-  check_device(Op::name, {a, b});
+  check_device(Op::name, {a, b}, kernels_of<Op>());
   BroadcastPlan plan = plan_broadcast(Op::name, a.shape(), b.shape());
+  if constexpr (kHasCudaKernel<Op>) {
+    if (a.device().is_cuda()) return binary_op_cuda<Op>(a, b, plan);
+  }
   if (plan.same_shape && all_same_opaque({a, b}) && Op::f(0.0f, 0.0f) == 0.0f) {
     Tensor out = Tensor::empty_opaque(a.shape(), a.layout());
     cpu::same_shape_forward<Op>(opaque_ptr(out), opaque_ptr(a), opaque_ptr(b), opaque_floats(a));
@@ -365,7 +445,18 @@ Tensor binary_op(const Tensor& a, const Tensor& b) {
 // y = alpha * x + beta: the scalar forms of add, sub, mul and div.
 Tensor affine(const Tensor& x, float alpha, float beta, const char* name) {
   check_float(name, x);
-  check_device(name, {x});
+  check_device(name, {x}, Kernels::kCpuAndCuda);
+  if constexpr (kCudaBuild) {
+    if (x.device().is_cuda()) {
+      cuda::DeviceGuard guard(x.device());
+      Tensor out = Tensor::empty(x.shape(), x.device());
+      cuda::affine(out.data<float>(), x.data<float>(), alpha, beta, x.numel());
+      return record(out, name, {x}, [x, alpha](const Tensor& dout, const Tensor&) {
+        cuda::DeviceGuard guard(x.device());
+        cuda::axpy(grad_buffer(x).data<float>(), dout.data<float>(), alpha, x.numel());
+      });
+    }
+  }
   Tensor out = Tensor::empty(x.shape());
   cpu::affine_forward(out.data<float>(), x.data<float>(), alpha, beta, x.numel());
   return record(out, name, {x}, [x, alpha](const Tensor& dout, const Tensor&) {
@@ -408,9 +499,16 @@ Tensor tanh(const Tensor& x) { return unary_op<ops::Tanh>(x); }
 void add_(const Tensor& dst, const Tensor& src, float alpha) {
   check_float("add_", dst, "dst");
   check_float("add_", src, "src");
-  check_device("add_", {dst, src});
+  check_device("add_", {dst, src}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(dst.shape() == src.shape(), "add_: cannot add {} into {}", shape_str(src.shape()),
                shape_str(dst.shape()));
+  if constexpr (kCudaBuild) {
+    if (dst.device().is_cuda()) {
+      cuda::DeviceGuard guard(dst.device());
+      cuda::axpy(dst.data<float>(), src.data<float>(), alpha, dst.numel());
+      return;
+    }
+  }
   cpu::axpy(dst.data<float>(), src.data<float>(), alpha, dst.numel());
 }
 

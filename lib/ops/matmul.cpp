@@ -14,6 +14,8 @@
 #include <cstring>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
+#include "ops/cuda_kernels.h"
 #include "ops/op_utils.h"
 
 // Every oneDNN call goes through this check.
@@ -96,10 +98,52 @@ void sum_rows_backward(float* dbias, const float* dout, int64_t rows, int64_t co
 
 }  // namespace cpu
 
+namespace {
+
+// The kernels of the device the tensors are on: the CPU ones above, or cuBLAS
+// and matmul.cu's on a GPU.
+void gemm_on(Device device, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+             float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+             float* C, int64_t ldc) {
+  if constexpr (kCudaBuild) {
+    if (device.is_cuda()) {
+      cuda::DeviceGuard guard(device);
+      cuda::gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+    }
+  }
+  cpu::gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void broadcast_rows_on(Device device, float* out, const float* bias, int64_t rows, int64_t cols) {
+  if constexpr (kCudaBuild) {
+    if (device.is_cuda()) {
+      cuda::DeviceGuard guard(device);
+      cuda::broadcast_rows(out, bias, rows, cols);
+      return;
+    }
+  }
+  cpu::broadcast_rows(out, bias, rows, cols);
+}
+
+void sum_rows_backward_on(Device device, float* dbias, const float* dout, int64_t rows,
+                          int64_t cols) {
+  if constexpr (kCudaBuild) {
+    if (device.is_cuda()) {
+      cuda::DeviceGuard guard(device);
+      cuda::sum_rows_backward(dbias, dout, rows, cols);
+      return;
+    }
+  }
+  cpu::sum_rows_backward(dbias, dout, rows, cols);
+}
+
+}  // namespace
+
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_float("matmul", a, "a");
   check_float("matmul", b, "b");
-  check_device("matmul", {a, b});
+  check_device("matmul", {a, b}, Kernels::kCpuAndCuda);
   bool batched = a.dim() == 3 && b.dim() == 3;
   bool shapes_ok = (a.dim() == 2 || a.dim() == 3) && b.dim() == 2 ? true : batched;
   BRIDLE_CHECK(
@@ -117,36 +161,38 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   int64_t M = batched ? a.shape()[1] : a.numel() / K;
   Shape out_shape = a.shape();
   out_shape.back() = N;
-  Tensor out = Tensor::empty(out_shape);
+  const Device device = a.device();
+  Tensor out = Tensor::empty(out_shape, device);
   const float* A = a.data<float>();
   const float* B = b.data<float>();
   float* C = out.data<float>();
   for (int64_t i = 0; i < batch; ++i)
-    cpu::gemm(false, false, M, N, K, 1.0f, A + i * M * K, K, B + (batched ? i * K * N : 0), N, 0.0f,
-              C + i * M * N, N);
-  return record(
-      out, "matmul", {a, b}, [a, b, batch, batched, M, N, K](const Tensor& dout, const Tensor&) {
-        const float* dC = dout.data<float>();
-        if (a.requires_grad()) {
-          float* dA = grad_buffer(a).data<float>();
-          for (int64_t i = 0; i < batch; ++i)  // dA += dC B^T
-            cpu::gemm(false, true, M, K, N, 1.0f, dC + i * M * N, N,
-                      b.data<float>() + (batched ? i * K * N : 0), N, 1.0f, dA + i * M * K, K);
-        }
-        if (b.requires_grad()) {
-          float* dB = grad_buffer(b).data<float>();
-          for (int64_t i = 0; i < batch;
-               ++i)  // dB += A^T dC (summed over the batch when B is shared)
-            cpu::gemm(true, false, K, N, M, 1.0f, a.data<float>() + i * M * K, K, dC + i * M * N, N,
-                      1.0f, dB + (batched ? i * K * N : 0), N);
-        }
-      });
+    gemm_on(device, false, false, M, N, K, 1.0f, A + i * M * K, K, B + (batched ? i * K * N : 0), N,
+            0.0f, C + i * M * N, N);
+  return record(out, "matmul", {a, b},
+                [a, b, batch, batched, M, N, K, device](const Tensor& dout, const Tensor&) {
+                  const float* dC = dout.data<float>();
+                  if (a.requires_grad()) {
+                    float* dA = grad_buffer(a).data<float>();
+                    for (int64_t i = 0; i < batch; ++i)  // dA += dC B^T
+                      gemm_on(device, false, true, M, K, N, 1.0f, dC + i * M * N, N,
+                              b.data<float>() + (batched ? i * K * N : 0), N, 1.0f, dA + i * M * K,
+                              K);
+                  }
+                  if (b.requires_grad()) {
+                    float* dB = grad_buffer(b).data<float>();
+                    for (int64_t i = 0; i < batch;
+                         ++i)  // dB += A^T dC (summed over the batch when B is shared)
+                      gemm_on(device, true, false, K, N, M, 1.0f, a.data<float>() + i * M * K, K,
+                              dC + i * M * N, N, 1.0f, dB + (batched ? i * K * N : 0), N);
+                  }
+                });
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_float("linear", x, "input");
   check_float("linear", weight, "weight");
-  check_device("linear", {x, weight, bias});
+  check_device("linear", {x, weight, bias}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(weight.dim() == 2, "linear: weight must be [out, in], got {}",
                shape_str(weight.shape()));
   BRIDLE_CHECK(x.dim() >= 1 && x.shape().back() == weight.shape()[1],
@@ -162,22 +208,24 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   int64_t M = x.numel() / in;
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
-  Tensor out = Tensor::empty(out_shape);
+  const Device device = x.device();
+  Tensor out = Tensor::empty(out_shape, device);
   float* y = out.data<float>();
-  if (bias.defined()) cpu::broadcast_rows(y, bias.data<float>(), M, out_features);
-  cpu::gemm(false, true, M, out_features, in, 1.0f, x.data<float>(), in, weight.data<float>(), in,
-            bias.defined() ? 1.0f : 0.0f, y, out_features);
+  if (bias.defined()) broadcast_rows_on(device, y, bias.data<float>(), M, out_features);
+  gemm_on(device, false, true, M, out_features, in, 1.0f, x.data<float>(), in, weight.data<float>(),
+          in, bias.defined() ? 1.0f : 0.0f, y, out_features);
   return record(out, "linear", {x, weight, bias},
-                [x, weight, bias, M, in, out_features](const Tensor& dout, const Tensor&) {
+                [x, weight, bias, M, in, out_features, device](const Tensor& dout, const Tensor&) {
                   const float* dy = dout.data<float>();
                   if (x.requires_grad())  // dx += dy W
-                    cpu::gemm(false, false, M, in, out_features, 1.0f, dy, out_features,
-                              weight.data<float>(), in, 1.0f, grad_buffer(x).data<float>(), in);
+                    gemm_on(device, false, false, M, in, out_features, 1.0f, dy, out_features,
+                            weight.data<float>(), in, 1.0f, grad_buffer(x).data<float>(), in);
                   if (weight.requires_grad())  // dW += dy^T x
-                    cpu::gemm(true, false, out_features, in, M, 1.0f, dy, out_features,
-                              x.data<float>(), in, 1.0f, grad_buffer(weight).data<float>(), in);
+                    gemm_on(device, true, false, out_features, in, M, 1.0f, dy, out_features,
+                            x.data<float>(), in, 1.0f, grad_buffer(weight).data<float>(), in);
                   if (bias.defined() && bias.requires_grad())
-                    cpu::sum_rows_backward(grad_buffer(bias).data<float>(), dy, M, out_features);
+                    sum_rows_backward_on(device, grad_buffer(bias).data<float>(), dy, M,
+                                         out_features);
                 });
 }
 

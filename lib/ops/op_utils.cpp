@@ -9,14 +9,19 @@ void check_float(const char* op, const Tensor& t, const char* arg) {
                dtype_name(t.dtype()), shape_str(t.shape()));
 }
 
-void check_device(const char* op, const std::vector<Tensor>& tensors) {
+void check_device(const char* op, const std::vector<Tensor>& tensors, Kernels kernels) {
+  const Tensor* first = nullptr;
   for (const Tensor& t : tensors) {
     if (!t.defined()) continue;
-    BRIDLE_CHECK(t.device() == tensors.front().device(),
-                 "{}: tensors on different devices ({} and {})", op, tensors.front().device().str(),
-                 t.device().str());
-    BRIDLE_CHECK(t.device().is_cpu(), "{}: no kernel for device {} in this build", op,
-                 t.device().str());
+    if (!first) first = &t;
+    BRIDLE_CHECK(t.device() == first->device(), "{}: tensors on different devices ({} and {})", op,
+                 first->device().str(), t.device().str());
+    if (t.device().is_cpu()) continue;
+    BRIDLE_CHECK(kCudaBuild, "{}: no kernel for device {} in this build", op, t.device().str());
+    BRIDLE_CHECK(kernels == Kernels::kCpuAndCuda,
+                 "{}: no kernel for device {} yet (this op has CPU kernels only); move its "
+                 "inputs to the cpu with .cpu()",
+                 op, t.device().str());
   }
 }
 

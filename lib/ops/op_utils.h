@@ -11,8 +11,16 @@ namespace bridle {
 
 // Throws unless t is defined and float32.
 void check_float(const char* op, const Tensor& t, const char* arg = "input");
-// Throws unless all tensors are on the same device, and that device has kernels.
-void check_device(const char* op, const std::vector<Tensor>& tensors);
+// The devices an op has kernels for. An op with CUDA kernels (a .cu beside its
+// .cpp) says so with kCpuAndCuda and branches on the device itself; every other
+// op keeps the default, so a CUDA tensor reaching it is a clear error rather
+// than a device pointer read by a CPU kernel (a crash).
+enum class Kernels { kCpuOnly, kCpuAndCuda };
+
+// Throws unless all defined tensors are on the same device and the op has
+// kernels for it.
+void check_device(const char* op, const std::vector<Tensor>& tensors,
+                  Kernels kernels = Kernels::kCpuOnly);
 // Maps a possibly negative dim into [0, rank); throws if out of range.
 int64_t normalize_dim(const char* op, int64_t dim, int64_t rank);
 

@@ -7,6 +7,8 @@
 #include "ops/reduce.h"
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
+#include "ops/cuda_kernels.h"
 #include "ops/elementwise.h"
 #include "ops/op_utils.h"
 #include "ops/shape.h"
@@ -69,12 +71,24 @@ namespace {
 // sum or mean along dim (scale = 1 or 1/n).
 Tensor sum_scaled(const Tensor& x, int64_t dim, bool keepdim, bool average, const char* name) {
   check_float(name, x);
-  check_device(name, {x});
+  check_device(name, {x}, Kernels::kCpuAndCuda);
   dim = normalize_dim(name, dim, x.dim());
   DimSplit s = split_at(x.shape(), dim);
   BRIDLE_CHECK(!average || s.size > 0, "{}: cannot average over dim {} of size 0 in shape {}", name,
                dim, shape_str(x.shape()));
   float scale = average ? 1.0f / static_cast<float>(s.size) : 1.0f;
+  if constexpr (kCudaBuild) {
+    if (x.device().is_cuda()) {  // reduce.cu
+      cuda::DeviceGuard guard(x.device());
+      Tensor out = Tensor::empty(reduced_shape(x.shape(), dim, keepdim), x.device());
+      cuda::sum_forward(out.data<float>(), x.data<float>(), s.outer, s.size, s.inner, scale);
+      return record(out, name, {x}, [x, s, scale](const Tensor& dout, const Tensor&) {
+        cuda::DeviceGuard guard(x.device());
+        cuda::sum_backward(grad_buffer(x).data<float>(), dout.data<float>(), s.outer, s.size,
+                           s.inner, scale);
+      });
+    }
+  }
   Tensor out = Tensor::empty(reduced_shape(x.shape(), dim, keepdim));
   cpu::sum_forward(out.data<float>(), x.data<float>(), s.outer, s.size, s.inner, scale);
   return record(out, name, {x}, [x, s, scale](const Tensor& dout, const Tensor&) {
@@ -119,11 +133,19 @@ Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   check_float("argmax", x);
-  check_device("argmax", {x});
+  check_device("argmax", {x}, Kernels::kCpuAndCuda);
   dim = normalize_dim("argmax", dim, x.dim());
   DimSplit s = split_at(x.shape(), dim);
   BRIDLE_CHECK(s.size > 0, "argmax: dim {} of shape {} is empty", dim, shape_str(x.shape()));
-  Tensor index = Tensor::empty(reduced_shape(x.shape(), dim, keepdim), kInt64);
+  Tensor index = Tensor::empty(reduced_shape(x.shape(), dim, keepdim),
+                               TensorOptions(kInt64).with_device(x.device()));
+  if constexpr (kCudaBuild) {
+    if (x.device().is_cuda()) {  // reduce.cu
+      cuda::DeviceGuard guard(x.device());
+      cuda::argmax(index.data<int64_t>(), x.data<float>(), s.outer, s.size, s.inner);
+      return index;
+    }
+  }
   cpu::max_forward(nullptr, index.data<int64_t>(), x.data<float>(), s.outer, s.size, s.inner);
   return index;
 }

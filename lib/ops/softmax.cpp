@@ -13,6 +13,9 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
+#include "core/factory.h"
+#include "ops/cuda_kernels.h"
 #include "ops/elementwise.h"
 #include "ops/fast_math.h"
 #include "ops/op_utils.h"
@@ -258,18 +261,54 @@ void fill_row(float* x, const DimSplit& s, int64_t r, float value) {
   for (int64_t j = 0; j < s.size; ++j) x[(o * s.size + j) * s.inner + i] = value;
 }
 
+void check_rows_have_max(const char* name, int64_t bad, int64_t dim, const Tensor& x) {
+  BRIDLE_CHECK(bad < 0,
+               "{}: row {} (along dim {} of input {}) has no finite maximum: it is all -inf or "
+               "contains +inf or NaN, so its {} is undefined",
+               name, bad, dim, shape_str(x.shape()), name);
+}
+
+// softmax and log_softmax on a GPU: the kernels of softmax.cu, the same checks
+// and backward. Reading back the first bad row waits for the kernel (one
+// synchronization per call, the price of the CPU op's error).
+Tensor softmax_op_cuda(const Tensor& x, int64_t dim, const DimSplit& s, float inv_temp, bool log,
+                       const char* name) {
+  if constexpr (!kCudaBuild) {
+    BRIDLE_FAIL("{}: this build has no CUDA backend", name);
+  } else {
+    cuda::DeviceGuard guard(x.device());
+    Tensor out = Tensor::empty(x.shape(), x.device());
+    const int64_t rows = s.outer * s.inner;
+    Tensor first_bad =
+        full({}, static_cast<double>(rows), TensorOptions(kInt64).with_device(x.device()));
+    cuda::softmax_forward(out.data<float>(), x.data<float>(), s.outer, s.size, s.inner, inv_temp,
+                          log, reinterpret_cast<unsigned long long*>(first_bad.data<int64_t>()));
+    const auto bad = static_cast<int64_t>(first_bad.at({}));
+    check_rows_have_max(name, bad == rows ? -1 : bad, dim, x);
+    return record(out, name, {x}, [x, s, inv_temp, log](const Tensor& dout, const Tensor& out) {
+      cuda::DeviceGuard guard(x.device());
+      write_grad(x, [&](float* dx, bool accumulate) {
+        cuda::softmax_backward(dx, out.data<float>(), dout.data<float>(), s.outer, s.size, s.inner,
+                               inv_temp, log, accumulate);
+      });
+    });
+  }
+}
+
 // safe: rows that are all -inf give 0 (their backward is then 0 by itself:
 // dx = y (g - sum g y) with y = 0).
 Tensor softmax_op(const Tensor& x, int64_t dim, float temperature, bool log, bool safe = false) {
   const char* name = safe ? "safe_softmax" : log ? "log_softmax" : "softmax";
   check_float(name, x);
-  check_device(name, {x});
+  // safe_softmax finds its masked rows on the host: no CUDA kernel for it yet.
+  check_device(name, {x}, safe ? Kernels::kCpuOnly : Kernels::kCpuAndCuda);
   BRIDLE_CHECK(temperature > 0.0f && std::isfinite(temperature),
                "{}: temperature must be a positive finite number, got {}", name, temperature);
   int64_t rank = std::max<int64_t>(x.dim(), 1);
   dim = normalize_dim(name, dim, rank);
   DimSplit s = split_at(x.dim() == 0 ? Shape{1} : x.shape(), dim);
   float inv_temp = 1.0f / temperature;
+  if (x.device().is_cuda()) return softmax_op_cuda(x, dim, s, inv_temp, log, name);
   Tensor out = Tensor::empty(x.shape());
   Tensor input = x;
   std::vector<int64_t> masked_rows;
@@ -285,10 +324,7 @@ Tensor softmax_op(const Tensor& x, int64_t dim, float temperature, bool log, boo
                              : cpu::softmax_forward_naive(out.data<float>(), input.data<float>(),
                                                           s.outer, s.size, s.inner, inv_temp, log);
   for (int64_t r : masked_rows) fill_row(out.data<float>(), s, r, 0.0f);
-  BRIDLE_CHECK(bad < 0,
-               "{}: row {} (along dim {} of input {}) has no finite maximum: it is all -inf or "
-               "contains +inf or NaN, so its {} is undefined",
-               name, bad, dim, shape_str(x.shape()), name);
+  check_rows_have_max(name, bad, dim, x);
   return record(out, name, {x}, [x, s, inv_temp, log](const Tensor& dout, const Tensor& out) {
     if (s.inner == 1) {
       write_grad(x, [&](float* dx, bool accumulate) {

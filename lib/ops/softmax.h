@@ -9,8 +9,9 @@
 // throw and name the row. logsumexp of an all -inf row is -inf (its true value),
 // with zero gradient. Temperature T must be > 0.
 //
-// Kernels, naive and fast, and the backward derivations are in softmax.cpp;
-// the fused softmax + cross-entropy loss is in cross_entropy.h.
+// Kernels, naive and fast, and the backward derivations are in softmax.cpp, the
+// CUDA kernels in softmax.cu (declared in cuda_kernels.h); the fused softmax +
+// cross-entropy loss is in cross_entropy.h.
 #pragma once
 
 #include "core/tensor.h"

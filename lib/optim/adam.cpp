@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
+#include "ops/cuda_kernels.h"
 #include "optim/optimizer_util.h"
 
 namespace bridle {
@@ -40,21 +42,26 @@ void adam_loop(float* param, const float* grad, float* exp_avg, float* exp_avg_s
 
 }  // namespace
 
-void adam_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
-               float* max_exp_avg_sq, int64_t n, float lr, float beta1, float beta2, float eps,
-               float weight_decay, bool decoupled, int64_t step) {
+AdamScalars adam_scalars(float lr, float beta1, float beta2, float weight_decay, bool decoupled,
+                         int64_t step) {
   // Scalars in double, then float32, as PyTorch derives them from Python floats.
   const double bias_correction1 = 1.0 - std::pow(static_cast<double>(beta1), step);
   const double bias_correction2 = 1.0 - std::pow(static_cast<double>(beta2), step);
-  const auto decay = static_cast<float>(decoupled ? 1.0 - double{lr} * weight_decay : 1.0);
-  const float l2 = decoupled ? 0.0f : weight_decay;
-  const auto one_minus_beta1 = static_cast<float>(1.0 - beta1);
-  const auto one_minus_beta2 = static_cast<float>(1.0 - beta2);
-  const auto bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
-  const auto neg_step_size = static_cast<float>(-(lr / bias_correction1));
+  return {.decay = static_cast<float>(decoupled ? 1.0 - double{lr} * weight_decay : 1.0),
+          .l2 = decoupled ? 0.0f : weight_decay,
+          .one_minus_beta1 = static_cast<float>(1.0 - beta1),
+          .one_minus_beta2 = static_cast<float>(1.0 - beta2),
+          .bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2)),
+          .neg_step_size = static_cast<float>(-(lr / bias_correction1))};
+}
+
+void adam_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+               float* max_exp_avg_sq, int64_t n, float lr, float beta1, float beta2, float eps,
+               float weight_decay, bool decoupled, int64_t step) {
+  const AdamScalars k = adam_scalars(lr, beta1, beta2, weight_decay, decoupled, step);
   auto* loop = max_exp_avg_sq != nullptr ? &adam_loop<true> : &adam_loop<false>;
-  loop(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, decay, l2, beta1, one_minus_beta1,
-       beta2, one_minus_beta2, bias_correction2_sqrt, eps, neg_step_size);
+  loop(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, k.decay, k.l2, beta1, k.one_minus_beta1,
+       beta2, k.one_minus_beta2, k.bias_correction2_sqrt, eps, k.neg_step_size);
 }
 
 }  // namespace cpu
@@ -101,14 +108,28 @@ void AdamBase::step() {
     Tensor& p = params_[i];
     Tensor g = p.grad();
     if (!g.defined()) continue;  // as PyTorch: no gradient, no step for this parameter
-    BRIDLE_CHECK(p.device().is_cpu(), "{}: no kernel for device {}", type_, p.device().str());
-    if (!exp_avg_[i].defined()) {
-      exp_avg_[i] = zeros(p.shape());
-      exp_avg_sq_[i] = zeros(p.shape());
+    BRIDLE_CHECK(g.device() == p.device(), "{}: parameter {} is on {} but its gradient on {}",
+                 type_, i, p.device().str(), g.device().str());
+    if (!exp_avg_[i].defined()) {  // the moments live with the parameter
+      exp_avg_[i] = zeros_like(p);
+      exp_avg_sq_[i] = zeros_like(p);
     }
-    if (options_.amsgrad && !max_exp_avg_sq_[i].defined()) max_exp_avg_sq_[i] = zeros(p.shape());
+    if (options_.amsgrad && !max_exp_avg_sq_[i].defined()) max_exp_avg_sq_[i] = zeros_like(p);
     float* max_sq = options_.amsgrad ? max_exp_avg_sq_[i].data<float>() : nullptr;
     const ParamGroupSettings& group = group_of(i);
+    if constexpr (kCudaBuild) {
+      if (p.device().is_cuda()) {  // adam.cu
+        const cpu::AdamScalars k = cpu::adam_scalars(group.lr, options_.betas[0], options_.betas[1],
+                                                     group.weight_decay, decoupled_, ++steps_[i]);
+        cuda::DeviceGuard guard(p.device());
+        cuda::adam_update(p.data<float>(), g.data<float>(), exp_avg_[i].data<float>(),
+                          exp_avg_sq_[i].data<float>(), max_sq, p.numel(), k.decay, k.l2,
+                          options_.betas[0], k.one_minus_beta1, options_.betas[1],
+                          k.one_minus_beta2, k.bias_correction2_sqrt, options_.eps,
+                          k.neg_step_size);
+        continue;
+      }
+    }
     cpu::adam_step(p.data<float>(), g.data<float>(), exp_avg_[i].data<float>(),
                    exp_avg_sq_[i].data<float>(), max_sq, p.numel(), group.lr, options_.betas[0],
                    options_.betas[1], options_.eps, group.weight_decay, decoupled_, ++steps_[i]);

@@ -91,6 +91,13 @@ class AdamW : public AdamBase {
 };
 
 namespace cpu {
+// The per-step scalars of the update, derived as PyTorch does (adam.cpp); the
+// CUDA kernel (adam.cu) takes them ready-made.
+struct AdamScalars {
+  float decay, l2, one_minus_beta1, one_minus_beta2, bias_correction2_sqrt, neg_step_size;
+};
+AdamScalars adam_scalars(float lr, float beta1, float beta2, float weight_decay, bool decoupled,
+                         int64_t step);
 // One Adam (decoupled = false) or AdamW update of n elements at the
 // parameter's step `step` (from 1). max_exp_avg_sq: null without amsgrad.
 void adam_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,

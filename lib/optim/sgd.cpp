@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
+#include "ops/cuda_kernels.h"
 
 namespace bridle {
 namespace cpu {
@@ -62,11 +64,22 @@ void SGD::step() {
     Tensor& p = params_[i];
     Tensor g = p.grad();
     if (!g.defined()) continue;  // a parameter no gradient reached is left alone
-    BRIDLE_CHECK(p.device().is_cpu(), "SGD: no kernel for device {}", p.device().str());
+    BRIDLE_CHECK(g.device() == p.device(), "SGD: parameter {} is on {} but its gradient on {}", i,
+                 p.device().str(), g.device().str());
     bool first = !momentum_buffers_[i].defined();
-    if (options_.momentum != 0.0f && first) momentum_buffers_[i] = Tensor::empty(p.shape());
+    if (options_.momentum != 0.0f && first)  // the buffer lives with the parameter
+      momentum_buffers_[i] = Tensor::empty(p.shape(), p.device());
     float* buf = options_.momentum != 0.0f ? momentum_buffers_[i].data<float>() : nullptr;
     const ParamGroupSettings& group = group_of(i);
+    if constexpr (kCudaBuild) {
+      if (p.device().is_cuda()) {  // sgd.cu
+        cuda::DeviceGuard guard(p.device());
+        cuda::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), group.lr,
+                       options_.momentum, options_.dampening, group.weight_decay, options_.nesterov,
+                       first);
+        continue;
+      }
+    }
     cpu::sgd_step(p.data<float>(), g.data<float>(), buf, p.numel(), group.lr, options_.momentum,
                   options_.dampening, group.weight_decay, options_.nesterov, first);
   }

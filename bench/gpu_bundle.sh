@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# gpu_bundle.sh: packs what bench/gpu_check.sh runs on the GPU machine into
+# gpu_bundle/ (git-ignored): the CUDA build's binaries, stripped, with every
+# shared library they need that a bare machine may lack, and MNIST when
+# data/mnist exists. The GPU machine has the NVIDIA driver, the CUDA toolkit
+# (cuBLAS) and PyTorch, but none of Debian's -dev libraries (oneDNN, OpenBLAS,
+# HDF5, fmt, spdlog, ...) and no network, so those travel with the binaries.
+#
+# Left out, because the GPU machine has its own: glibc (libc, libm, libdl,
+# libpthread, librt, the loader), libstdc++ and libgcc_s (the binaries need
+# GCC 12's, older than any current distribution's), the driver (libcuda), and
+# cuBLAS (libcublas + libcublasLt are 600 MB, over the 64 MiB the bundle may
+# weigh; gpu_check.sh finds the toolkit's or PyTorch's copy). The CUDA runtime
+# is linked statically (lib/CMakeLists.txt).
+#
+# Run:    bash bench/gpu_bundle.sh [build-dir]   (default build-cuda, configured with
+#         -DBRIDLE_CUDA=ON and built: bridle_tests mnist_mlp softmax_kernels_cuda)
+# Makes:  gpu_bundle/bundle.tar.xz and gpu_bundle/MANIFEST.txt; prints the size.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build-cuda}
+out=gpu_bundle
+limit_mib=60  # the device machine takes 64 MiB of working tree in all; leave some room
+
+binaries=("$build/tests/bridle_tests" "$build/examples/mnist_mlp"
+          "$build/bench/softmax_kernels_cuda")
+for binary in "${binaries[@]}"; do
+  [[ -x "$binary" ]] || { echo "gpu_bundle: missing $binary (build it first)" >&2; exit 1; }
+done
+
+staging=$(mktemp -d)
+trap 'rm -rf "$staging"' EXIT
+mkdir -p "$staging/bin" "$staging/lib"
+for binary in "${binaries[@]}"; do
+  cp "$binary" "$staging/bin/"
+  strip --strip-unneeded "$staging/bin/$(basename "$binary")"
+done
+
+# The libraries the GPU machine provides itself (see the top of this file).
+provided='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|libcuda|libcublas|libcublasLt)\.so'
+missing=$(ldd "${binaries[@]}" | grep "not found" || true)
+if [[ -n "$missing" ]]; then
+  echo "gpu_bundle: libraries not found here:" >&2
+  echo "$missing" >&2
+  exit 1
+fi
+ldd "${binaries[@]}" | awk '/=> \// {print $1, $3}' | sort -u | while read -r name path; do
+  if [[ "$name" =~ $provided ]]; then continue; fi
+  cp -L "$path" "$staging/lib/$name"
+  strip --strip-unneeded "$staging/lib/$name" 2>/dev/null || true
+done
+
+if [[ -d data/mnist ]]; then  # a full MNIST epoch; else gpu_check.sh uses the fixtures' subset
+  mkdir -p "$staging/data"
+  cp -r data/mnist "$staging/data/mnist"
+fi
+
+rm -rf "$out"
+mkdir -p "$out"
+{
+  echo "bridle GPU bundle, made $(date -u +%Y-%m-%dT%H:%M:%SZ) from $build"
+  echo "cuBLAS expected on the GPU machine: $(ldd "$build/tests/bridle_tests" | awk '/libcublas/ {print $1}' | tr '\n' ' ')"
+  (cd "$staging" && find . -type f -printf '%10s  %p\n' | sort -k2)
+} > "$out/MANIFEST.txt"
+tar -C "$staging" -cf - . | xz -6 -T0 > "$out/bundle.tar.xz"
+
+size=$(stat -c %s "$out/bundle.tar.xz")
+echo "gpu_bundle: $out/bundle.tar.xz is $((size / 1024 / 1024)) MiB ($(du -sh "$staging" | cut -f1) unpacked)"
+if (( size > limit_mib * 1024 * 1024 )); then
+  echo "gpu_bundle: over the $limit_mib MiB limit" >&2
+  exit 1
+fi

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# gpu_check.sh: everything the GPU machine is for, in one call, from the bundle
+# that bench/gpu_bundle.sh made here (the GPU machine cannot build bridle: it
+# lacks Debian's -dev libraries). In order:
+#   1. unpacks gpu_bundle/bundle.tar.xz, finds cuBLAS (the CUDA toolkit's or
+#      PyTorch's), checks with ldd that no library is missing;
+#   2. runs the CUDA tests (bridle_tests --gtest_filter='Cuda*': every CUDA op
+#      against the CPU one, gradcheck through the GPU, the allocators);
+#   3. trains mnist_mlp for one epoch with --device cuda (data/mnist when the
+#      bundle has it, else the fixtures' 500-image subset). The example does not
+#      move its model to the GPU yet (the next step of the CUDA backend): for now
+#      this checks that the binary runs there and takes the flag;
+#   4. benchmarks the softmax kernels against a device-to-device copy, and
+#      PyTorch's on the same shapes when python3 has torch.
+# Each step's exit status is kept; the script ends with a summary and fails if
+# any step failed. With $OUT set (the device tool's output folder) the log and
+# the JSON lines are written there too.
+#
+# Run there:  bash bench/gpu_check.sh            (carry gpu_bundle; about 2-3 minutes)
+# Run here:   bash bench/gpu_check.sh --no-gpu   (no GPU: the binaries must start,
+#             report CUDA unavailable cleanly and skip the GPU tests)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+expect_gpu=1
+[[ "${1:-}" == "--no-gpu" ]] && expect_gpu=0
+work=${TMPDIR:-/tmp}/bridle_gpu_check
+results=${OUT:-$work/results}
+rm -rf "$work"
+mkdir -p "$work" "$results"
+log="$results/gpu_check.log"
+exec > >(tee "$log") 2>&1
+
+declare -a summary=()
+status=0
+step() {  # step NAME COMMAND...: runs it, records its exit status
+  local name=$1
+  shift
+  echo
+  echo "== $name: $*"
+  local start=$SECONDS
+  "$@"
+  local rc=$?
+  summary+=("$(printf '%-28s rc=%-3s %4ss' "$name" "$rc" $((SECONDS - start)))")
+  ((rc == 0)) || status=1
+  return 0
+}
+
+# --- 1. unpack, find cuBLAS, check the libraries ---------------------------------
+bundle="$repo/gpu_bundle/bundle.tar.xz"
+[[ -f "$bundle" ]] || { echo "gpu_check: no $bundle (run bench/gpu_bundle.sh here first)"; exit 1; }
+if command -v xz > /dev/null; then
+  tar -C "$work" -xJf "$bundle"
+else  # a bare image may lack xz; Python's lzma reads it
+  python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" \
+    "$bundle" "$work"
+fi
+
+find_cublas() {  # prints the directory holding libcublas.so.13, or nothing
+  local dir
+  dir=$(ldconfig -p 2> /dev/null | awk '/libcublas\.so\.13 / {print $NF; exit}')
+  [[ -n "$dir" ]] && { dirname "$dir"; return; }
+  for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-*/lib64; do
+    [[ -e "$dir/libcublas.so.13" ]] && { echo "$dir"; return; }
+  done
+  local site  # PyTorch's wheels: site-packages/nvidia/.../lib
+  for site in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2> /dev/null); do
+    dir=$(find "$site/nvidia" -name 'libcublas.so.13' -printf '%h\n' 2> /dev/null | head -1)
+    [[ -n "$dir" ]] && { echo "$dir"; return; }
+  done
+}
+cublas_dir=$(find_cublas)
+echo "cuBLAS: ${cublas_dir:-not found}"
+export LD_LIBRARY_PATH="$work/lib${cublas_dir:+:$cublas_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+command -v nvidia-smi > /dev/null && nvidia-smi -L
+
+check_libraries() {
+  local missing
+  missing=$(ldd "$work"/bin/* | grep "not found" | sort -u)
+  [[ -z "$missing" ]] || { echo "missing libraries:"; echo "$missing"; return 1; }
+  echo "every library found"
+}
+step "libraries" check_libraries
+
+# --- 2. the CUDA tests ---------------------------------------------------------------
+cuda_tests() {
+  "$work/bin/bridle_tests" --gtest_filter='Cuda*' \
+    --gtest_output="json:$results/cuda_tests.json" | tee "$work/tests.txt"
+  local rc=${PIPESTATUS[0]}
+  local skipped  # gtest's closing summary: "[  SKIPPED ] 25 tests, listed below:"
+  skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) tests\{0,1\},.*/\1/p' "$work/tests.txt")
+  skipped=${skipped:-0}
+  echo "skipped: $skipped"
+  # Without a GPU every GPU test must report itself skipped; with one, none may.
+  if ((expect_gpu)) && ((skipped > 0)); then
+    echo "gpu_check: tests were skipped on a machine that should have a GPU"
+    return 1
+  fi
+  return "$rc"
+}
+step "cuda tests" cuda_tests
+
+# --- 3. one epoch of mnist_mlp on the GPU ----------------------------------------------
+mnist="$work/data/mnist"
+[[ -d "$mnist" ]] || mnist="$repo/tests/fixtures/mnist_subset"
+mnist_epoch() {
+  "$work/bin/mnist_mlp" --device cuda --epochs 1 --data "$mnist" --heldout 0 \
+    --metrics-out "$results/mnist_mlp.json"
+  local rc=$?
+  # Without a GPU the example must refuse --device cuda with a clear error.
+  if ((!expect_gpu)); then ((rc != 0)) && return 0 || return 1; fi
+  return "$rc"
+}
+step "mnist_mlp --device cuda" mnist_epoch
+
+# --- 4. the softmax kernels --------------------------------------------------------------
+bench() {
+  local shape rc=0
+  for shape in "4096 50000" "64 50000" "4096 1000" "256 10"; do
+    set -- $shape
+    "$work/bin/softmax_kernels_cuda" --rows "$1" --n "$2" | tee -a "$results/softmax_cuda.jsonl"
+    ((PIPESTATUS[0] == 0)) || rc=1
+  done
+  if ((!expect_gpu)); then ((rc != 0)) && return 0 || return 1; fi
+  return "$rc"
+}
+step "softmax bench (bridle)" bench
+
+torch_bench() {
+  if ! python3 -c "import torch; assert torch.cuda.is_available()" 2> /dev/null; then
+    echo "no PyTorch with CUDA here: skipped"
+    return 0
+  fi
+  local shape
+  for shape in "4096 50000" "64 50000" "4096 1000" "256 10"; do
+    set -- $shape
+    python3 bench/softmax_kernels_torch_cuda.py --rows "$1" --n "$2" |
+      tee -a "$results/softmax_torch_cuda.jsonl" || return 1
+  done
+}
+step "softmax bench (PyTorch)" torch_bench
+
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+echo "gpu_check: $( ((status == 0)) && echo passed || echo FAILED) (log: $log)"
+exit "$status"

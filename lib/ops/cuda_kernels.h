@@ -1,0 +1,106 @@
+// The CUDA kernels of bridle's ops: declarations for the ops' .cpp files, each
+// defined in the .cu beside the op (softmax.cu beside softmax.cpp, ...).
+//
+// Why one header instead of a `namespace cuda` in each op's header: the .cu
+// files are compiled by nvcc, whose front end rejects fmt's compile-time format
+// checks, and every op header pulls in fmt through core/tensor.h. This header
+// includes nothing but <cstdint>, so both compilers read it.
+//
+// Like the CPU kernels, these take device pointers and sizes and never allocate,
+// check or record; they are queued on the current device's stream (the op sets
+// the device with cuda::DeviceGuard) and return before the GPU has run them.
+// Backward kernels accumulate (+=) unless an `accumulate` flag says they write.
+#pragma once
+
+#include <cstdint>
+
+namespace bridle::cuda {
+
+// --- softmax.cu: softmax, log_softmax --------------------------------------------
+// Rows are [outer, n, inner] (op_utils.h). The forward writes every row, and the
+// index of the first row with no finite maximum into *first_bad_row (device
+// memory the caller set to outer * inner, "none") when it is smaller.
+void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner,
+                     float inv_temp, bool log, unsigned long long* first_bad_row);
+void softmax_backward(float* dinp, const float* out, const float* dout, int64_t outer, int64_t n,
+                      int64_t inner, float inv_temp, bool log, bool accumulate);
+
+// --- cross_entropy.cu: fused softmax cross-entropy, class targets ------------------
+// Per row b of logits [B, C]: lse[b] and row_loss[b] = (1 - eps) nll_b + eps / C
+// smooth_b (cross_entropy.h has the formulas); rows whose target is ignore_index
+// get 0 in both. weight: [C] or null (all 1).
+void cross_entropy_forward(float* row_loss, float* lse, const float* logits, const int64_t* targets,
+                           const float* weight, int64_t B, int64_t C, int64_t ignore_index,
+                           float smoothing);
+void cross_entropy_forward(float* row_loss, float* lse, const float* logits, const int32_t* targets,
+                           const float* weight, int64_t B, int64_t C, int64_t ignore_index,
+                           float smoothing);
+// Row b's upstream gradient is dout[b] (per_row: reduction none) or
+// dout[0] * dout_scale (mean, sum); total_weight = sum_c w_c (C without weights).
+void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
+                            const int64_t* targets, const float* weight, float total_weight,
+                            const float* dout, float dout_scale, bool per_row, int64_t B, int64_t C,
+                            int64_t ignore_index, float smoothing, bool accumulate);
+void cross_entropy_backward(float* dlogits, const float* logits, const float* lse,
+                            const int32_t* targets, const float* weight, float total_weight,
+                            const float* dout, float dout_scale, bool per_row, int64_t B, int64_t C,
+                            int64_t ignore_index, float smoothing, bool accumulate);
+
+// --- matmul.cu: cuBLAS products and the bias of linear -----------------------------
+// Row-major, as cpu::gemm: C = alpha op(A) op(B) + beta C, op(A) [M, K], op(B) [K, N].
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// out[m, :] = bias for every row m.
+void broadcast_rows(float* out, const float* bias, int64_t rows, int64_t cols);
+// dbias[n] += sum_m dout[m, n].
+void sum_rows_backward(float* dbias, const float* dout, int64_t rows, int64_t cols);
+
+// --- elementwise.cu ----------------------------------------------------------------
+enum class UnaryKind { kNeg, kExp, kLog, kSqrt, kRelu, kSigmoid, kTanh };
+enum class BinaryKind { kAdd, kSub, kMul, kDiv };
+
+// y = f(x); dx (+)= dy f'(x), f' from x or y as in elementwise.cpp.
+void unary_forward(UnaryKind kind, float* out, const float* inp, int64_t n);
+void unary_backward(UnaryKind kind, float* dinp, const float* inp, const float* out,
+                    const float* dout, int64_t n, bool accumulate);
+
+// How two inputs map onto their broadcast output: per output dim (at most
+// kMaxDims), its size and each input's element stride (0 along a stretched dim).
+constexpr int kMaxDims = 8;
+struct BroadcastIndex {
+  int rank = 0;
+  int64_t size[kMaxDims] = {};
+  int64_t stride_a[kMaxDims] = {}, stride_b[kMaxDims] = {};
+  bool same_shape = false;  // no broadcasting: flat loops
+};
+void binary_forward(BinaryKind kind, float* out, const float* a, const float* b,
+                    const BroadcastIndex& index, int64_t n);
+// da / db may be null (no gradient wanted). Broadcast inputs receive several
+// outputs' gradients: those add atomically.
+void binary_backward(BinaryKind kind, float* da, float* db, const float* a, const float* b,
+                     const float* out, const float* dout, const BroadcastIndex& index, int64_t n);
+// out = alpha x + beta; dst += alpha src.
+void affine(float* out, const float* inp, float alpha, float beta, int64_t n);
+void axpy(float* dst, const float* src, float alpha, int64_t n);
+
+// --- reduce.cu ----------------------------------------------------------------------
+// out[o, i] = scale sum_k inp[o, k, i];  dinp[o, k, i] += scale dout[o, i].
+void sum_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner,
+                 float scale);
+void sum_backward(float* dinp, const float* dout, int64_t outer, int64_t n, int64_t inner,
+                  float scale);
+// index[o, i] = the first k with the largest inp[o, k, i] (NaN counts as largest).
+void argmax(int64_t* index, const float* inp, int64_t outer, int64_t n, int64_t inner);
+
+// --- optim/sgd.cu, optim/adam.cu: the fused updates -----------------------------------
+// As cpu::sgd_step (optim/sgd.h); momentum_buffer may be null when momentum is 0.
+void sgd_step(float* param, const float* grad, float* momentum_buffer, int64_t n, float lr,
+              float momentum, float dampening, float weight_decay, bool nesterov, bool first);
+// As cpu::adam_step's loop (optim/adam.cpp), with its scalars derived on the host;
+// max_exp_avg_sq is null without amsgrad.
+void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+                 float* max_exp_avg_sq, int64_t n, float decay, float l2, float beta1,
+                 float one_minus_beta1, float beta2, float one_minus_beta2,
+                 float bias_correction2_sqrt, float eps, float neg_step_size);
+
+}  // namespace bridle::cuda

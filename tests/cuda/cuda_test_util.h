@@ -1,0 +1,45 @@
+// Helpers of the CUDA tests: the skip every GPU test starts with, and the
+// comparison of a GPU result with the CPU reference.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "bridle.h"
+
+namespace bridle::testing {
+
+// Every test that needs a GPU starts with this: without one it is reported as
+// skipped, never as passed.
+#define BRIDLE_REQUIRE_CUDA()                                                                     \
+  do {                                                                                            \
+    if (!::bridle::cuda_is_available()) GTEST_SKIP() << "no CUDA device (this test needs a GPU)"; \
+  } while (0)
+
+// Element by element, |gpu - cpu| <= atol + rtol |cpu|, reporting the worst
+// element; `what` names the quantity in the failure.
+inline void expect_matches_cpu(const Tensor& gpu, const Tensor& cpu, const std::string& what,
+                               float atol = 1e-5f, float rtol = 1e-4f) {
+  ASSERT_TRUE(gpu.defined()) << what << ": the GPU result is undefined";
+  ASSERT_TRUE(cpu.defined()) << what << ": the CPU result is undefined";
+  ASSERT_EQ(gpu.shape(), cpu.shape()) << what;
+  ASSERT_TRUE(gpu.device().is_cuda())
+      << what << ": expected a GPU tensor, got " << gpu.device().str();
+  const std::vector<float> g = gpu.to_vector(), c = cpu.to_vector();
+  int64_t worst = -1;
+  double worst_excess = 0.0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double excess = std::abs(double{g[i]} - c[i]) - (atol + rtol * std::abs(c[i]));
+    if (excess > worst_excess || (std::isnan(g[i]) != std::isnan(c[i]))) {
+      worst_excess = std::isnan(excess) ? 1e30 : excess;
+      worst = static_cast<int64_t>(i);
+    }
+  }
+  EXPECT_LT(worst, 0) << what << " " << shape_str(cpu.shape()) << ": element " << worst << " is "
+                      << (worst >= 0 ? g[worst] : 0.0f) << " on the GPU, "
+                      << (worst >= 0 ? c[worst] : 0.0f) << " on the CPU";
+}
+
+}  // namespace bridle::testing

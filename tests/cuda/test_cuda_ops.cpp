@@ -1,0 +1,378 @@
+// Every op with a CUDA kernel against its CPU kernel on real shapes, forward and
+// backward, and gradcheck through the GPU. Each test skips (and is reported
+// skipped) without a GPU.
+#include <gtest/gtest.h>
+
+#include "../test_util.h"
+#include "bridle.h"
+#include "cuda_test_util.h"
+
+namespace bridle {
+namespace {
+
+using testing::expect_error;
+using testing::expect_gradcheck;
+using testing::expect_matches_cpu;
+
+const Device kGpu = Device::cuda();
+
+// A fresh leaf on the device that requires grad, with x's values.
+Tensor leaf_on(const Tensor& x, Device device) { return x.to(device).detach().set_requires_grad(); }
+
+struct Results {
+  Tensor out, grad;
+};
+
+// Runs f on a copy of x on `device`, then backward with the upstream gradient g;
+// returns the output and x's gradient.
+template <typename F>
+Results run_on(Device device, const Tensor& x, const Tensor& g, F f) {
+  Tensor leaf = leaf_on(x, device);
+  Tensor out = f(leaf);
+  out.backward(g.to(device));
+  return {out, leaf.grad()};
+}
+
+template <typename F>
+void expect_same_on_both(const std::string& what, const Tensor& x, const Tensor& g, F f,
+                         float atol = 1e-5f, float rtol = 1e-4f) {
+  Results cpu = run_on(Device::cpu(), x, g, f);
+  Results gpu = run_on(kGpu, x, g, f);
+  expect_matches_cpu(gpu.out, cpu.out, what + " forward", atol, rtol);
+  expect_matches_cpu(gpu.grad, cpu.grad, what + " backward", atol, rtol);
+}
+
+// --- softmax family ---------------------------------------------------------------
+
+struct RowShape {
+  int64_t rows, n;
+};
+
+class CudaSoftmax : public ::testing::TestWithParam<RowShape> {};
+
+TEST_P(CudaSoftmax, MatchesCpuForwardAndBackward) {
+  BRIDLE_REQUIRE_CUDA();
+  const auto [rows, n] = GetParam();
+  Generator gen(rows * 7 + n);
+  Tensor x = randn({rows, n}, gen) * 3.0f;
+  Tensor g = randn({rows, n}, gen);
+  const std::string shape = shape_str({rows, n});
+  expect_same_on_both("softmax " + shape, x, g, [](const Tensor& t) { return softmax(t, 1); });
+  expect_same_on_both("log_softmax " + shape, x, g,
+                      [](const Tensor& t) { return log_softmax(t, 1); });
+  expect_same_on_both("softmax T=2.5 " + shape, x, g,
+                      [](const Tensor& t) { return softmax(t, -1, 2.5f); });
+}
+
+// Short rows (a warp each), long rows (a block each); multiples of 4 (float4)
+// and not; the shapes first.
+INSTANTIATE_TEST_SUITE_P(CudaShapes, CudaSoftmax,
+                         ::testing::Values(RowShape{64, 50000}, RowShape{4096, 1000},
+                                           RowShape{256, 10}, RowShape{33, 1023}, RowShape{5, 1025},
+                                           RowShape{7, 3001}, RowShape{1, 1}, RowShape{3, 1024}));
+
+TEST(CudaSoftmaxDims, AlongAnInnerDim) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = randn({6, 17, 5});
+  Tensor g = randn({6, 17, 5});
+  expect_same_on_both("softmax dim 1", x, g, [](const Tensor& t) { return softmax(t, 1); });
+  expect_same_on_both("log_softmax dim 0", x, g, [](const Tensor& t) { return log_softmax(t, 0); });
+}
+
+TEST(CudaSoftmaxDims, LargeAndInfiniteLogits) {
+  BRIDLE_REQUIRE_CUDA();
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor x = from_vector({1000.0f, 1001.0f, 1002.0f, -inf, 0.0f, -1e4f}, {2, 3});
+  Tensor g = ones({2, 3});
+  expect_same_on_both("softmax of large logits", x, g,
+                      [](const Tensor& t) { return softmax(t, 1); });
+  expect_same_on_both("log_softmax with -inf", x, g,
+                      [](const Tensor& t) { return log_softmax(t, 1); });
+}
+
+TEST(CudaSoftmaxDims, RowWithoutAMaximumIsAnError) {
+  BRIDLE_REQUIRE_CUDA();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor x = from_vector({1.0f, 2.0f, nan, 0.0f, 1.0f, 2.0f}, {3, 2}).cuda();
+  expect_error([&] { softmax(x, 1); }, {"softmax", "row 1", "no finite maximum"});
+}
+
+TEST(CudaSoftmaxGrad, GradcheckThroughTheGpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = randn({3, 7}).set_requires_grad();
+  expect_gradcheck([](const std::vector<Tensor>& in) { return softmax(in[0].cuda(), 1).cpu(); },
+                   {x});
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return log_softmax(in[0].cuda(), 1, 0.7f).cpu(); }, {x});
+  Tensor y = randn({4, 3, 2}).set_requires_grad();
+  expect_gradcheck([](const std::vector<Tensor>& in) { return softmax(in[0].cuda(), 1).cpu(); },
+                   {y});
+}
+
+// --- cross-entropy ----------------------------------------------------------------
+
+struct CrossEntropyCase {
+  int64_t B, C;
+  CrossEntropyOptions options;
+  bool int32_targets;
+};
+
+void expect_cross_entropy_matches(const std::string& what, const CrossEntropyCase& c) {
+  Generator gen(c.B + c.C);
+  Tensor logits = randn({c.B, c.C}, gen) * 2.0f;
+  std::vector<int64_t> labels(c.B);
+  for (int64_t b = 0; b < c.B; ++b)
+    labels[b] = b % 7 == 3 ? c.options.ignore_index : static_cast<int64_t>(gen.next_u64() % c.C);
+  Tensor targets = from_vector(labels);
+  if (c.int32_targets) targets = targets.to(kInt32);
+  CrossEntropyOptions gpu_options = c.options;
+  if (c.options.weight.defined()) gpu_options.weight = c.options.weight.cuda();
+  Tensor g = c.options.reduction == Reduction::kNone ? randn({c.B}, gen) : scalar(1.5f);
+  Results cpu = run_on(Device::cpu(), logits, g,
+                       [&](const Tensor& z) { return cross_entropy(z, targets, c.options); });
+  Results gpu = run_on(kGpu, logits, g, [&](const Tensor& z) {
+    return cross_entropy(z, targets.cuda(), gpu_options);
+  });
+  expect_matches_cpu(gpu.out, cpu.out, what + " loss", 1e-5f, 1e-4f);
+  expect_matches_cpu(gpu.grad, cpu.grad, what + " gradient", 1e-6f, 1e-4f);
+}
+
+TEST(CudaCrossEntropy, MatchesCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  expect_cross_entropy_matches("[256, 10] mean", {256, 10, {}, false});
+  expect_cross_entropy_matches("[64, 50000] mean", {64, 50000, {}, false});
+  expect_cross_entropy_matches("[4096, 1000] sum",
+                               {4096, 1000, {.reduction = Reduction::kSum}, false});
+  expect_cross_entropy_matches("[300, 1001] none, int32",
+                               {300, 1001, {.reduction = Reduction::kNone}, true});
+  expect_cross_entropy_matches("[128, 10] ignore_index 4", {128, 10, {.ignore_index = 4}, false});
+  expect_cross_entropy_matches("[128, 3000] label smoothing 0.1",
+                               {128, 3000, {.label_smoothing = 0.1f}, false});
+  Tensor weight = rand({10}) + 0.5f;
+  expect_cross_entropy_matches(
+      "[128, 10] weights, smoothing, ignore_index",
+      {128, 10, {.ignore_index = 2, .weight = weight, .label_smoothing = 0.2f}, false});
+}
+
+TEST(CudaCrossEntropy, ErrorsAsOnTheCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor logits = randn({4, 5}).cuda();
+  expect_error(
+      [&] {
+        cross_entropy(logits, from_vector(std::vector<int64_t>{0, 1, 9, 2}).cuda());
+      },
+      {"cross_entropy", "target 9", "row 2"});
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor bad = from_vector({0.0f, nan, 1.0f, 2.0f}, {2, 2}).cuda();
+  expect_error(
+      [&] {
+        cross_entropy(bad, from_vector(std::vector<int64_t>{0, 1}).cuda());
+      },
+      {"cross_entropy", "row 0", "NaN"});
+}
+
+TEST(CudaCrossEntropy, GradcheckThroughTheGpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor logits = randn({5, 6}).set_requires_grad();
+  Tensor targets = from_vector(std::vector<int64_t>{0, 5, 2, -100, 3});
+  expect_gradcheck(
+      [&](const std::vector<Tensor>& in) {
+        return cross_entropy(in[0].cuda(), targets.cuda(), {.label_smoothing = 0.1f}).cpu();
+      },
+      {logits});
+}
+
+// --- linear, matmul ------------------------------------------------------------------
+
+TEST(CudaLinear, MatchesCpuOnTheMnistMlpShapes) {
+  BRIDLE_REQUIRE_CUDA();
+  for (auto [batch, in, out] :
+       {std::array<int64_t, 3>{128, 784, 512}, std::array<int64_t, 3>{128, 512, 10},
+        std::array<int64_t, 3>{3, 5, 7}}) {
+    Tensor x = randn({batch, in}), w = randn({out, in}) * 0.05f, b = randn({out});
+    Tensor g = randn({batch, out});
+    auto run = [&](Device device) {
+      Tensor xl = leaf_on(x, device), wl = leaf_on(w, device), bl = leaf_on(b, device);
+      Tensor y = linear(xl, wl, bl);
+      y.backward(g.to(device));
+      return std::vector<Tensor>{y, xl.grad(), wl.grad(), bl.grad()};
+    };
+    std::vector<Tensor> cpu = run(Device::cpu()), gpu = run(kGpu);
+    const char* names[] = {"y", "dx", "dW", "db"};
+    for (int k = 0; k < 4; ++k)
+      expect_matches_cpu(gpu[k], cpu[k], std::string("linear ") + names[k], 1e-3f, 1e-3f);
+  }
+}
+
+TEST(CudaMatmul, MatchesCpuPlainAndBatched) {
+  BRIDLE_REQUIRE_CUDA();
+  for (auto [a_shape, b_shape] :
+       {std::pair<Shape, Shape>{{33, 17}, {17, 9}}, std::pair<Shape, Shape>{{4, 6, 5}, {4, 5, 3}},
+        std::pair<Shape, Shape>{{4, 6, 5}, {5, 3}}}) {
+    Tensor a = randn(a_shape), b = randn(b_shape);
+    Tensor probe = matmul(a, b);
+    Tensor g = randn(probe.shape());
+    auto run = [&](Device device) {
+      Tensor al = leaf_on(a, device), bl = leaf_on(b, device);
+      Tensor y = matmul(al, bl);
+      y.backward(g.to(device));
+      return std::vector<Tensor>{y, al.grad(), bl.grad()};
+    };
+    std::vector<Tensor> cpu = run(Device::cpu()), gpu = run(kGpu);
+    for (int k = 0; k < 3; ++k)
+      expect_matches_cpu(gpu[k], cpu[k],
+                         "matmul " + shape_str(a_shape) + " x " + shape_str(b_shape), 1e-4f, 1e-4f);
+  }
+}
+
+// --- elementwise, reductions ----------------------------------------------------------
+
+TEST(CudaElementwise, UnaryOpsMatchCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = rand({1000, 3}) * 4.0f + 0.1f;  // positive: log and sqrt are defined
+  Tensor g = randn({1000, 3});
+  const std::pair<const char*, Tensor (*)(const Tensor&)> ops[] = {
+      {"relu", [](const Tensor& t) { return relu(t - 2.0f); }},
+      {"neg", [](const Tensor& t) { return neg(t); }},
+      {"exp", [](const Tensor& t) { return exp(t); }},
+      {"log", [](const Tensor& t) { return log(t); }},
+      {"sqrt", [](const Tensor& t) { return sqrt(t); }},
+      {"sigmoid", [](const Tensor& t) { return sigmoid(t - 2.0f); }},
+      {"tanh", [](const Tensor& t) { return tanh(t - 2.0f); }},
+      {"scalar forms", [](const Tensor& t) { return (2.0f - t) * 3.0f / 2.0f + 1.0f; }},
+  };
+  for (const auto& [name, f] : ops) expect_same_on_both(name, x, g, f, 1e-5f, 1e-4f);
+}
+
+TEST(CudaElementwise, BinaryOpsWithBroadcastingMatchCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  for (auto [a_shape, b_shape] :
+       {std::pair<Shape, Shape>{{64, 10}, {64, 10}}, std::pair<Shape, Shape>{{64, 10}, {10}},
+        std::pair<Shape, Shape>{{4, 1, 5}, {3, 1}}, std::pair<Shape, Shape>{{}, {7, 2}}}) {
+    Tensor a = rand(a_shape) + 0.5f, b = rand(b_shape) + 0.5f;
+    const Shape out_shape = broadcast_shapes("test", a_shape, b_shape);
+    Tensor g = randn(out_shape);
+    for (int op = 0; op < 4; ++op) {
+      auto f = [op](const Tensor& x, const Tensor& y) {
+        return op == 0 ? x + y : op == 1 ? x - y : op == 2 ? x * y : x / y;
+      };
+      auto run = [&](Device device) {
+        Tensor al = leaf_on(a, device), bl = leaf_on(b, device);
+        Tensor y = f(al, bl);
+        y.backward(g.to(device));
+        return std::vector<Tensor>{y, al.grad(), bl.grad()};
+      };
+      std::vector<Tensor> cpu = run(Device::cpu()), gpu = run(kGpu);
+      for (int k = 0; k < 3; ++k)
+        expect_matches_cpu(gpu[k], cpu[k],
+                           "binary op " + std::to_string(op) + " " + shape_str(a_shape) + " " +
+                               shape_str(b_shape) + " result " + std::to_string(k),
+                           1e-5f, 1e-4f);
+    }
+  }
+}
+
+TEST(CudaElementwise, SameTensorTwiceAccumulatesBothGradients) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = randn({100});
+  Tensor g = randn({100});
+  expect_same_on_both("x * x", x, g, [](const Tensor& t) { return t * t; });
+}
+
+TEST(CudaReduce, SumMeanArgmaxMatchCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = randn({32, 1000});
+  expect_same_on_both(
+      "sum", x, scalar(2.0f), [](const Tensor& t) { return t.sum(); }, 1e-3f);
+  expect_same_on_both("mean", x, scalar(2.0f), [](const Tensor& t) { return t.mean(); });
+  expect_same_on_both(
+      "sum dim 1", x, randn({32}), [](const Tensor& t) { return t.sum(1); }, 1e-4f);
+  expect_same_on_both("mean dim 0 keepdim", x, randn({1, 1000}),
+                      [](const Tensor& t) { return t.mean(0, true); });
+  Tensor ties = from_vector({1.0f, 3.0f, 3.0f, -1.0f, 2.0f, 2.0f}, {2, 3});
+  for (const Tensor& t : {x, ties, Tensor(randn({5, 4, 3}))}) {
+    for (int64_t dim = 0; dim < t.dim(); ++dim)
+      EXPECT_EQ(argmax(t.cuda(), dim).to_int_vector(), argmax(t, dim).to_int_vector())
+          << "argmax along dim " << dim << " of " << shape_str(t.shape());
+  }
+}
+
+// --- optimizers and a whole training step ----------------------------------------------
+
+template <typename MakeOptimizer>
+void expect_optimizer_matches(const std::string& what, MakeOptimizer make) {
+  Tensor w0 = randn({64, 33}), b0 = randn({33});
+  std::vector<Tensor> grads_w, grads_b;
+  for (int step = 0; step < 4; ++step) {
+    grads_w.push_back(randn({64, 33}));
+    grads_b.push_back(randn({33}));
+  }
+  auto run = [&](Device device) {
+    Tensor w = leaf_on(w0, device), b = leaf_on(b0, device);
+    auto optimizer = make(std::vector<Tensor>{w, b});
+    for (size_t step = 0; step < grads_w.size(); ++step) {
+      w.set_grad(grads_w[step].to(device));
+      b.set_grad(grads_b[step].to(device));
+      optimizer->step();
+    }
+    return std::vector<Tensor>{w, b};
+  };
+  std::vector<Tensor> cpu = run(Device::cpu()), gpu = run(kGpu);
+  expect_matches_cpu(gpu[0].detach(), cpu[0].detach(), what + " weight", 1e-6f, 1e-5f);
+  expect_matches_cpu(gpu[1].detach(), cpu[1].detach(), what + " bias", 1e-6f, 1e-5f);
+}
+
+TEST(CudaOptimizers, SgdAndAdamMatchCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  expect_optimizer_matches("SGD", [](std::vector<Tensor> p) {
+    return std::make_unique<SGD>(p, SGDOptions{.lr = 0.1f});
+  });
+  expect_optimizer_matches("SGD momentum nesterov decay", [](std::vector<Tensor> p) {
+    return std::make_unique<SGD>(
+        p, SGDOptions{.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-3f, .nesterov = true});
+  });
+  expect_optimizer_matches("Adam amsgrad", [](std::vector<Tensor> p) {
+    return std::make_unique<Adam>(p,
+                                  AdamOptions{.lr = 0.01f, .weight_decay = 1e-2f, .amsgrad = true});
+  });
+  expect_optimizer_matches("AdamW", [](std::vector<Tensor> p) {
+    return std::make_unique<AdamW>(p, AdamWOptions{.lr = 0.01f, .weight_decay = 1e-2f});
+  });
+}
+
+TEST(CudaTraining, MlpStepsMatchCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  // Three SGD steps of a 784-64-10 ReLU MLP with cross-entropy, the mnist_mlp recipe.
+  Generator gen(5);
+  Tensor x = rand({32, 1, 28, 28}, gen);
+  std::vector<int64_t> labels(32);
+  for (int64_t i = 0; i < 32; ++i) labels[i] = i % 10;
+  Tensor y = from_vector(labels);
+  Tensor w1 = randn({64, 784}, gen) * 0.03f, b1 = zeros({64});
+  Tensor w2 = randn({10, 64}, gen) * 0.1f, b2 = zeros({10});
+  auto train = [&](Device device) {
+    std::vector<Tensor> params = {leaf_on(w1, device), leaf_on(b1, device), leaf_on(w2, device),
+                                  leaf_on(b2, device)};
+    SGD sgd(params, {.lr = 0.1f, .momentum = 0.9f});
+    std::vector<float> losses;
+    for (int step = 0; step < 3; ++step) {
+      sgd.zero_grad();
+      Tensor h = relu(linear(flatten(x.to(device)), params[0], params[1]));
+      Tensor loss = cross_entropy(linear(h, params[2], params[3]), y.to(device));
+      loss.backward();
+      sgd.step();
+      losses.push_back(loss.item());
+    }
+    return std::make_pair(losses, params);
+  };
+  auto [cpu_losses, cpu_params] = train(Device::cpu());
+  auto [gpu_losses, gpu_params] = train(kGpu);
+  for (size_t i = 0; i < cpu_losses.size(); ++i)
+    EXPECT_NEAR(gpu_losses[i], cpu_losses[i], 1e-4f) << "loss at step " << i;
+  for (size_t k = 0; k < cpu_params.size(); ++k)
+    expect_matches_cpu(gpu_params[k].detach(), cpu_params[k].detach(),
+                       "parameter " + std::to_string(k) + " after 3 steps", 1e-4f, 1e-3f);
+}
+
+}  // namespace
+}  // namespace bridle
