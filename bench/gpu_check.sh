@@ -7,9 +7,8 @@
 #   2. runs the CUDA tests (bridle_tests --gtest_filter='Cuda*': every CUDA op
 #      against the CPU one, gradcheck through the GPU, the allocators);
 #   3. trains mnist_mlp for one epoch with --device cuda (data/mnist when the
-#      bundle has it, else the fixtures' 500-image subset). The example does not
-#      move its model to the GPU yet (the next step of the CUDA backend): for now
-#      this checks that the binary runs there and takes the flag;
+#      bundle has it, else the fixtures' 500-image subset): the model moves to
+#      the GPU (Module::to) and each batch follows it;
 #   4. benchmarks the softmax kernels against a device-to-device copy, and
 #      PyTorch's on the same shapes when python3 has torch.
 # Each step's exit status is kept; the script ends with a summary and fails if

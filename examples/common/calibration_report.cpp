@@ -107,8 +107,9 @@ SplitLogits collect_logits(Module& model, DataLoader& loader) {
   const bool was_training = model.is_training();
   model.eval();
   std::vector<Tensor> logits, labels;
+  const Device device = model_device(model);
   for (Batch& batch : loader.epoch(0)) {
-    logits.push_back(model.forward(batch.inputs).to(Device::cpu()));
+    logits.push_back(model.forward(batch.inputs.to(device)).to(Device::cpu()));
     labels.push_back(batch.targets.to(Device::cpu()));
   }
   model.train(was_training);

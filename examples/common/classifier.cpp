@@ -17,13 +17,13 @@ EvalResult evaluate_classifier(Module& model, DataLoader& loader) {
   model.eval();
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
+  const Device device = model_device(model);
   for (Batch& batch : loader.epoch(0)) {
-    Tensor logits = model.forward(batch.inputs);
-    loss_sum += cross_entropy(logits, batch.targets, {Reduction::kSum}).item();
-    Tensor predicted = argmax(logits, 1);
-    const int64_t* p = predicted.data<int64_t>();
+    Tensor logits = model.forward(batch.inputs.to(device));
+    loss_sum += cross_entropy(logits, batch.targets.to(device), {Reduction::kSum}).item();
+    const std::vector<int64_t> predicted = argmax(logits, 1).to_int_vector();
     const int64_t* y = batch.targets.data<int64_t>();
-    for (int64_t i = 0; i < batch.size(); ++i) correct += p[i] == y[i];
+    for (int64_t i = 0; i < batch.size(); ++i) correct += predicted[i] == y[i];
     seen += batch.size();
   }
   model.train(was_training);
@@ -54,6 +54,7 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
   resume_schedule(run.schedule, optimizer);  // a resumed run continues its schedule
   // --distributed: rank 0's weights everywhere, gradients averaged after every backward.
   std::unique_ptr<DistributedDataParallel> data_parallel = wrap_data_parallel(flags, model);
+  const Device device = model_device(model);
   double train_seconds = 0;
   int64_t trained_examples = 0;
   EvalResult result;
@@ -65,8 +66,8 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
     for (Batch& batch : run.train_loader->epoch(epoch)) {
       auto profiled = step_profiler.step();
       optimizer.zero_grad();
-      Tensor logits = model.forward(batch.inputs);
-      Tensor loss = cross_entropy(logits, batch.targets);
+      Tensor logits = model.forward(batch.inputs.to(device));
+      Tensor loss = cross_entropy(logits, batch.targets.to(device));
       loss.backward();
       {
         ProfileRegion region("optimizer step");
@@ -75,10 +76,9 @@ int run_classifier(const CommonFlags& flags, const CheckpointFlags& checkpoint_f
       }
 
       loss_sum += loss.item() * batch.size();
-      Tensor predicted = argmax(logits.detach(), 1);
-      const int64_t* p = predicted.data<int64_t>();
+      const std::vector<int64_t> predicted = argmax(logits.detach(), 1).to_int_vector();
       const int64_t* y = batch.targets.data<int64_t>();
-      for (int64_t i = 0; i < batch.size(); ++i) correct += p[i] == y[i];
+      for (int64_t i = 0; i < batch.size(); ++i) correct += predicted[i] == y[i];
       seen += batch.size();
       if (flags.smoke && seen >= 20 * batch.size())
         break;  // a few batches are enough to smoke-test
@@ -133,6 +133,7 @@ void add_classifier_flags(CLI::App& app, ClassifierFlags& flags) {
 int train_classifier(const ClassifierFlags& flags, const std::string& example, Module& model,
                      const Loaders& data, const nlohmann::json& config,
                      std::map<std::string, Generator*> generators) {
+  model.to(Device::parse(flags.common.device));  // --device cuda: before the optimizer sees it
   std::unique_ptr<Optimizer> optimizer =
       make_optimizer(flags.optimizer, flags.common.lr, model.parameters());
   const int64_t epochs = flags.common.smoke ? 1 : flags.common.epochs;

@@ -58,6 +58,11 @@ void add_inspection_flags(CLI::App& app, CommonFlags& flags) {
                "Stop at the first op whose output or gradient has a NaN or an infinity");
 }
 
+Device model_device(const Module& model) {
+  std::vector<Tensor> params = model.parameters();
+  return params.empty() ? Device::cpu() : params.front().device();
+}
+
 void apply_common_flags(const CommonFlags& flags) {
   init_distributed(flags);  // first: ranks other than 0 log warnings only
   Device device = Device::parse(flags.device);

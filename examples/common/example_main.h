@@ -50,6 +50,10 @@ void add_distributed_flags(CLI::App& app, CommonFlags& flags);
 // themselves (add_common_flags includes these).
 void add_inspection_flags(CLI::App& app, CommonFlags& flags);
 
+// The device of a model's parameters (the cpu for a model without any): where
+// its inputs must go.
+Device model_device(const Module& model);
+
 // Applies --threads and --seed and checks --device; logs the setup.
 void apply_common_flags(const CommonFlags& flags);
 

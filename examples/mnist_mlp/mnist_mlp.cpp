@@ -62,7 +62,10 @@ int main(int argc, char** argv) {
     DataLoader& test_loader = *data.test;
 
     models::Mlp model;
-    spdlog::info("model: {} parameters\n{}", model.num_parameters(), model.str());
+    const Device device = Device::parse(flags.device);  // --device cuda: train on the GPU
+    model.to(device);
+    spdlog::info("model: {} parameters on {}\n{}", model.num_parameters(), device.str(),
+                 model.str());
     // SGD with momentum by default; --optimizer adam, adamw, ... (common/training_flags.h).
     std::unique_ptr<Optimizer> optimizer_ptr =
         examples::make_optimizer(optimizer_flags, flags.lr, model.parameters());
@@ -113,8 +116,8 @@ int main(int argc, char** argv) {
       for (Batch& batch : train_loader.epoch(epoch)) {
         auto profiled = step_profiler.step();  // --profile: time per op
         optimizer.zero_grad();
-        Tensor logits = model.forward(batch.inputs);
-        Tensor loss = cross_entropy(logits, batch.targets);
+        Tensor logits = model.forward(batch.inputs.to(device));
+        Tensor loss = cross_entropy(logits, batch.targets.to(device));
         if (!graph_path.empty() && seen == 0 && epoch == first_epoch) {
           // --graph: the step's graph, labelled with the gradient norms after backward.
           retain_grads(loss);
@@ -130,10 +133,9 @@ int main(int argc, char** argv) {
         }
 
         loss_sum += loss.item() * batch.size();
-        Tensor predicted = argmax(logits.detach(), 1);
-        const int64_t* p = predicted.data<int64_t>();
+        const std::vector<int64_t> predicted = argmax(logits.detach(), 1).to_int_vector();
         const int64_t* y = batch.targets.data<int64_t>();
-        for (int64_t i = 0; i < batch.size(); ++i) correct += p[i] == y[i];
+        for (int64_t i = 0; i < batch.size(); ++i) correct += predicted[i] == y[i];
         seen += batch.size();
       }
       double seconds =

@@ -1,6 +1,8 @@
 // Module base class; see module.h.
 #include "nn/module.h"
 
+#include "autograd/node.h"
+
 namespace bridle {
 
 Tensor Module::forward(const Tensor&) {
@@ -75,6 +77,26 @@ void Module::train(bool on) {
 
 void Module::zero_grad(bool set_to_none) {
   for (Tensor& t : parameters()) t.zero_grad(set_to_none);
+}
+
+Module& Module::to(Device device) {
+  std::vector<Tensor> tensors = parameters();
+  for (const auto& [name, buffer] : named_buffers()) tensors.push_back(buffer);
+  // Copy everything first, so that a failure leaves the module as it was.
+  std::vector<Tensor> copies;
+  {
+    NoGradGuard no_grad;
+    for (const Tensor& t : tensors) copies.push_back(t.detach().to(device));
+  }
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    TensorImpl& impl = tensors[i].impl();
+    if (tensors[i].device() == device) continue;  // already there
+    impl.storage = copies[i].impl().storage;
+    impl.offset = copies[i].impl().offset;
+    impl.layout = copies[i].impl().layout;
+    impl.grad.reset();
+  }
+  return *this;
 }
 
 std::string Module::str() const {

@@ -53,6 +53,12 @@ class Module {
 
   void zero_grad(bool set_to_none = false);
 
+  // Moves every parameter and buffer to device, in place: each tensor keeps its
+  // identity (the handles a layer holds, e.g. Linear::weight, see the move) and
+  // drops its gradient. Build the optimizer after the move. All or nothing: if
+  // one tensor cannot be moved (no such device), none is.
+  Module& to(Device device);
+
   const std::string& type_name() const { return type_name_; }
   // A tree of the module and its children, as PyTorch prints models.
   virtual std::string str() const;

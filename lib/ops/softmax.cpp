@@ -268,6 +268,23 @@ void check_rows_have_max(const char* name, int64_t bad, int64_t dim, const Tenso
                name, bad, dim, shape_str(x.shape()), name);
 }
 
+// The backward of softmax_op_cuda. A function of its own, not a lambda inside
+// the discarded branch below: GCC still emits such a lambda's body at -O0, and a
+// CPU-only Debug build would then miss cuda::softmax_backward at link time.
+void softmax_backward_cuda(const Tensor& x, const Tensor& out, const Tensor& dout,
+                           const DimSplit& s, float inv_temp, bool log) {
+#ifdef BRIDLE_WITH_CUDA
+  cuda::DeviceGuard guard(x.device());
+  write_grad(x, [&](float* dx, bool accumulate) {
+    cuda::softmax_backward(dx, out.data<float>(), dout.data<float>(), s.outer, s.size, s.inner,
+                           inv_temp, log, accumulate);
+  });
+#else
+  (void)x, (void)out, (void)dout, (void)s, (void)inv_temp, (void)log;
+  BRIDLE_FAIL("softmax backward: this build has no CUDA backend");
+#endif
+}
+
 // softmax and log_softmax on a GPU: the kernels of softmax.cu, the same checks
 // and backward. Reading back the first bad row waits for the kernel (one
 // synchronization per call, the price of the CPU op's error).
@@ -286,11 +303,7 @@ Tensor softmax_op_cuda(const Tensor& x, int64_t dim, const DimSplit& s, float in
     const auto bad = static_cast<int64_t>(first_bad.at({}));
     check_rows_have_max(name, bad == rows ? -1 : bad, dim, x);
     return record(out, name, {x}, [x, s, inv_temp, log](const Tensor& dout, const Tensor& out) {
-      cuda::DeviceGuard guard(x.device());
-      write_grad(x, [&](float* dx, bool accumulate) {
-        cuda::softmax_backward(dx, out.data<float>(), dout.data<float>(), s.outer, s.size, s.inner,
-                               inv_temp, log, accumulate);
-      });
+      softmax_backward_cuda(x, out, dout, s, inv_temp, log);
     });
   }
 }

@@ -186,5 +186,20 @@ TEST(CudaErrors, DeviceOutOfRange) {
   expect_error([&] { Tensor::empty({2}, Device::cuda(1000)); }, {"cuda:1000", "CUDA device"});
 }
 
+TEST(CudaModule, ToMovesParametersInPlaceAndTrainsThere) {
+  BRIDLE_REQUIRE_CUDA();
+  Generator gen(3);
+  auto fc = std::make_shared<Linear>(5, 3, true, gen);
+  Tensor weight_handle = fc->weight;  // the handle an optimizer would hold
+  const std::vector<float> weight = fc->weight.to_vector();
+  fc->to(Device::cuda());
+  EXPECT_TRUE(weight_handle.device().is_cuda());  // the same tensor, moved
+  EXPECT_EQ(weight_handle.to_vector(), weight);
+  Tensor x = randn({4, 5}, gen);
+  Tensor y_gpu = fc->forward(x.cuda());
+  fc->to(Device::cpu());
+  testing::expect_close(y_gpu.cpu(), fc->forward(x), 1e-5f, 1e-4f);
+}
+
 }  // namespace
 }  // namespace bridle

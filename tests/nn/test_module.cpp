@@ -119,5 +119,21 @@ TEST(Linear, GradcheckThroughTheModule) {
                             {randn({4, 3}, gen, TensorOptions().with_requires_grad())});
 }
 
+TEST(ModuleTo, TheSameDeviceKeepsEverythingAndAMissingDeviceChangesNothing) {
+  Generator gen(2);
+  auto fc = std::make_shared<Linear>(3, 2, true, gen);
+  sum(fc->forward(randn({4, 3}, gen))).backward();
+  const std::vector<float> weight = fc->weight.to_vector(), grad = fc->weight.grad().to_vector();
+  fc->to(Device::cpu());
+  EXPECT_EQ(fc->weight.to_vector(), weight);
+  EXPECT_EQ(fc->weight.grad().to_vector(), grad);  // nothing moved, nothing dropped
+  if (!cuda_is_available()) {
+    expect_error([&] { fc->to(Device::cuda()); }, {"cuda"});
+    EXPECT_TRUE(fc->weight.device().is_cpu());
+    EXPECT_EQ(fc->weight.to_vector(), weight);
+    EXPECT_TRUE(fc->weight.grad().defined());
+  }
+}
+
 }  // namespace
 }  // namespace bridle
