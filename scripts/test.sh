@@ -70,6 +70,8 @@ build/examples/multilabel --smoke
 build/examples/softmax_relatives --smoke
 build/examples/calibrate --smoke --data "$fixtures/mnist_subset" --threads 1
 build/examples/word_lm --smoke --data "$fixtures/brown_subset"
+"${mpirun[@]}" build/examples/word_lm --smoke --data "$fixtures/brown_subset" --threads 1 \
+  --output full,sampled,adaptive --batch-size 128 --distributed
 build/examples/mnist_lenet --smoke --data "$fixtures/mnist_subset"
 build/examples/mnist_cnn --smoke --data "$fixtures/mnist_subset"
 # CIFAR-10 from the shared copy beside the repository when there is one (CI has it).

@@ -1,4 +1,5 @@
-// --distributed: the examples' data-parallel training over MPI (lib/distributed).
+// --distributed: the examples' data-parallel training over MPI (lib/distributed),
+// in mnist_mlp, the classifiers (common/classifier.h) and word_lm.
 //
 //   mpirun -np 2 build/examples/mnist_mlp --distributed --threads 1
 //

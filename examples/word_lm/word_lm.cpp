@@ -16,7 +16,8 @@
 // model's full normalized distribution over the vocabulary (log_prob).
 //
 // Run:    datasets/fetch.sh brown && ./build/examples/word_lm --data data/brown
-//         (--output full,adaptive to pick methods; --epochs, --hidden, --context)
+//         (--output full,adaptive to pick methods; --epochs, --hidden, --context;
+//         under mpirun -np N with --distributed, data-parallel: common/distributed.h)
 // Expect: one line per epoch and method, then a table of training tokens/s and
 //         test perplexity; the approximations train several times faster than
 //         the full softmax (README.md has the measured table).
@@ -30,6 +31,7 @@
 #include <sstream>
 
 #include "bridle.h"
+#include "common/distributed.h"
 #include "common/example_main.h"
 #include "common/training_flags.h"
 
@@ -132,6 +134,15 @@ struct Evaluation {
 
 // The exact perplexity: every layer's log_prob is normalized over the whole
 // vocabulary, so the target's log-probability is read from it.
+// The encoder and an output layer as one module, so DistributedDataParallel
+// (--distributed) sees every parameter of the step.
+struct WordModel : Module {
+  WordModel(std::shared_ptr<Module> encoder, std::shared_ptr<Module> output) : Module("WordModel") {
+    register_module("encoder", std::move(encoder));
+    register_module("output", std::move(output));
+  }
+};
+
 Evaluation evaluate(ContextEncoder& encoder, OutputLayer& output, DataLoader& loader,
                     int64_t max_tokens) {
   NoGradGuard no_grad;
@@ -175,6 +186,7 @@ int main(int argc, char** argv) {
   int64_t context = 4, embed = 128, hidden = 256, min_count = 2, num_sampled = 1024;
   int64_t max_train_tokens = 0, eval_tokens = 0;
   examples::add_common_flags(app, flags);
+  examples::add_distributed_flags(app, flags);  // --distributed: under mpirun
   examples::add_optimizer_flags(app, optimizer_flags);
   app.add_option("--output", outputs, "Output layers to train, comma-separated")
       ->capture_default_str();
@@ -209,9 +221,11 @@ int main(int argc, char** argv) {
         vocab.unk_id());
 
     auto train_set = std::make_shared<NextWordDataset>(train_ids, context);
-    DataLoader train_loader(
-        train_set,
-        {.batch_size = flags.batch_size, .shuffle = true, .drop_last = true, .seed = flags.seed});
+    DataLoaderOptions train_options{
+        .batch_size = flags.batch_size, .shuffle = true, .drop_last = true, .seed = flags.seed};
+    examples::shard_by_rank(train_options);  // --distributed: each rank its share of an epoch
+    DataLoader train_loader(train_set, train_options);
+    const int ranks = examples::process_group() ? examples::process_group()->size() : 1;
     DataLoader valid_loader(std::make_shared<NextWordDataset>(valid_ids, context),
                             {.batch_size = 1024});
     DataLoader test_loader(std::make_shared<NextWordDataset>(test_ids, context),
@@ -226,8 +240,13 @@ int main(int argc, char** argv) {
     for (std::string name; std::getline(names, name, ',');) {
       // Every method starts from the same weights below the output layer.
       manual_seed(flags.seed);
-      ContextEncoder encoder(vocab.size(), context, embed, hidden);
+      auto encoder_ptr = std::make_shared<ContextEncoder>(vocab.size(), context, embed, hidden);
+      ContextEncoder& encoder = *encoder_ptr;
       OutputLayer output = make_output_layer(name, hidden, vocab, num_sampled);
+      WordModel model(encoder_ptr, output.module);
+      // --distributed: rank 0's weights everywhere, gradients averaged after each backward.
+      std::unique_ptr<DistributedDataParallel> data_parallel =
+          examples::wrap_data_parallel(flags, model);
       std::vector<Tensor> params = encoder.parameters();
       for (const Tensor& p : output.module->parameters()) params.push_back(p);
       std::unique_ptr<Optimizer> optimizer =
@@ -258,11 +277,15 @@ int main(int argc, char** argv) {
             if (schedule) schedule->step();
           }
           loss_sum += loss.item();
-          tokens += batch.size();
+          tokens += batch.size() * ranks;  // the whole job's
           if (++steps >= smoke_batches && flags.smoke) break;
         }
         result.train_seconds +=
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::vector<double> totals = {loss_sum, static_cast<double>(steps)};
+        examples::sum_over_ranks(totals);  // --distributed: the mean over every rank's steps
+        loss_sum = totals[0];
+        steps = static_cast<int64_t>(totals[1]);
         result.valid = evaluate(encoder, output, valid_loader, valid_tokens);
         spdlog::info(
             "{} epoch {}/{}: training loss {:.3f}, valid perplexity {:.1f} ({} tokens), "
@@ -277,6 +300,7 @@ int main(int argc, char** argv) {
       results.push_back(result);
     }
 
+    if (!examples::is_main_rank()) return 0;  // rank 0 reports for the job
     const double full_speed = results.front().tokens_per_second;
     fmt::print("\n{} epochs, vocabulary {}, context {}, hidden {}, {} threads\n", epochs,
                vocab.size(), context, hidden, get_num_threads());
@@ -304,7 +328,6 @@ int main(int argc, char** argv) {
                                      {"methods", methods}});
     return 0;
   } catch (const Error& e) {
-    spdlog::error("{}", e.what());
-    return 1;
+    return examples::exit_with_error(e);  // --distributed: ends every rank
   }
 }
