@@ -7,9 +7,12 @@
 // Both softmax backward forms use the saved output only, never the input.
 #include "ops/softmax.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "autograd/node.h"
@@ -72,11 +75,16 @@ void softmax_backward_naive(float* dinp, const float* out, const float* dout, in
 // A row is read from memory once. Its first pass goes block by block (a block
 // stays in L1): the block's exps against a shift (the running max so far, which
 // only grows), with the block's own max taken in the same loop; each block
-// remembers the shift it used, and the second pass (over a row still in L2)
+// remembers the shift it used, and the second pass (over a row still in cache)
 // rescales it by exp(shift - row max) / sum. This is the online softmax of
 // Milakov & Gimelshein (2018), blocked so the loops vectorize, with the shift
 // allowed to trail the max (by at most kMaxShiftGap) so no block needs a pass
 // of its own for its max.
+//
+// The first pass is bound by the exps, the second by the memory it writes; so
+// each thread runs them a row apart, block by block (row r's first pass, then
+// row r-1's second pass over the same block), and the writes of one row drain
+// to memory while the next row's exps are computed.
 
 namespace {
 
@@ -90,96 +98,173 @@ int64_t block_size(int64_t n) { return std::max<int64_t>(1024, (n + kMaxBlocks -
 // overflow at e^88, even summed over a million elements.
 constexpr float kMaxShiftGap = 60.0f;
 constexpr int64_t kShortRow = 64;
+// softmax rows up to this long leave their exps in a small per-thread buffer
+// that stays in L1 between the passes, so the output is only written once;
+// longer rows leave them in the output itself (a buffer of their size would
+// spill to L2 and cost more than the second write to a line already in cache).
+constexpr int64_t kScratchRow = 2048;
 
-// exp((x - shift) * inv_temp) into e (when not null) and their sum, one read of x.
-// The shift starts at the row's first element and rises to the running max
-// after each block, so each block's max comes out of the same pass as its exps
-// (row_exp_sum_max) instead of a pass of its own; a block whose max is more than
-// kMaxShiftGap above the shift is redone against its max. block_max (when e is
-// not null) gets the shift each block used; `max` ends as the row's max and `sum`
-// relative to it. Returns false for a row with NaN or no finite maximum.
-bool online_max_sum(const float* x, int64_t n, float inv_temp, float* e, float* block_max,
-                    float& max, float& sum) {
-  constexpr float kInf = std::numeric_limits<float>::infinity();
-  const int64_t block = block_size(n);
-  max = -kInf;
-  sum = 0.0f;
-  for (int64_t begin = 0, b = 0; begin < n; begin += block, ++b) {
-    const int64_t len = std::min(block, n - begin);
-    float* block_e = e ? e + begin : nullptr;
-    // A first shift; a short row's separate max pass costs less than a rescale.
-    if (max == -kInf && len > kShortRow && std::isfinite(x[begin])) max = x[begin];
-    bool has_nan = false;
-    float m = -kInf;
-    if (max == -kInf) {  // no finite shift yet (leading -inf): the block's max first
-      m = row_max(x + begin, len, has_nan);
-      if (has_nan || m == kInf) return false;
-      max = m;
-      if (e) block_max[b] = max;  // all -inf so far: the second pass scales by exp(-inf) = 0
-      if (max == -kInf) {
-        if (e) std::fill(block_e, block_e + len, 0.0f);
-        continue;
-      }
-      sum += row_exp_sum(x + begin, len, max, inv_temp, block_e);
-      continue;
-    }
-    const float block_sum = row_exp_sum_max(x + begin, len, max, inv_temp, block_e, m, has_nan);
-    if (has_nan || m == kInf) return false;
-    if ((m - max) * inv_temp > kMaxShiftGap) {  // e^(x - shift) may have overflowed: redo
-      sum *= fast_exp((max - m) * inv_temp);
-      max = m;
-      if (e) block_max[b] = max;
-      sum += row_exp_sum(x + begin, len, max, inv_temp, block_e);
-      continue;
-    }
-    if (e) block_max[b] = max;
-    sum += block_sum;
-    if (m > max) {
-      sum *= fast_exp((max - m) * inv_temp);
-      max = m;
-    }
+// One row's online max and sum, block by block (see online_max_sum).
+struct OnlineRow {
+  float max = -std::numeric_limits<float>::infinity();
+  float sum = 0.0f;
+  float block_shift[kMaxBlocks];  // the shift each block's exps were taken against
+  bool ok = true;                 // false: NaN, +inf or (at the end) no finite max
+
+  void start() {  // a new row (block_shift is written before it is read)
+    max = -std::numeric_limits<float>::infinity();
+    sum = 0.0f;
+    ok = true;
   }
+};
+
+// Block b = [begin, begin + len) of a row: its exps against the row's shift into
+// e (when not null), added to row.sum. The shift starts at the row's first
+// element and rises to the running max after each block, so each block's max
+// comes out of the same pass as its exps (row_exp_sum_max) instead of a pass of
+// its own; a block whose max is more than kMaxShiftGap above the shift is redone
+// against its max. Sets row.ok to false for a NaN or +inf.
+void online_block(OnlineRow& row, const float* x, int64_t begin, int64_t len, int64_t b,
+                  float inv_temp, float* e) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  float* block_e = e ? e + begin : nullptr;
+  // A first shift; a short row's separate max pass costs less than a rescale.
+  if (row.max == -kInf && len > kShortRow && std::isfinite(x[begin])) row.max = x[begin];
+  bool has_nan = false;
+  float m = -kInf;
+  if (row.max == -kInf) {  // no finite shift yet (leading -inf): the block's max first
+    m = row_max(x + begin, len, has_nan);
+    if (has_nan || m == kInf) {
+      row.ok = false;
+      return;
+    }
+    row.max = m;
+    row.block_shift[b] = m;  // all -inf so far: the second pass scales by exp(-inf) = 0
+    if (m == -kInf) {
+      if (e) std::fill(block_e, block_e + len, 0.0f);
+      return;
+    }
+    row.sum += row_exp_sum(x + begin, len, m, inv_temp, block_e);
+    return;
+  }
+  const float block_sum = row_exp_sum_max(x + begin, len, row.max, inv_temp, block_e, m, has_nan);
+  if (has_nan || m == kInf) {
+    row.ok = false;
+    return;
+  }
+  if ((m - row.max) * inv_temp > kMaxShiftGap) {  // e^(x - shift) may have overflowed: redo
+    row.sum *= fast_exp((row.max - m) * inv_temp);
+    row.max = m;
+    row.block_shift[b] = m;
+    row.sum += row_exp_sum(x + begin, len, m, inv_temp, block_e);
+    return;
+  }
+  row.block_shift[b] = row.max;
+  row.sum += block_sum;
+  if (m > row.max) {
+    row.sum *= fast_exp((row.max - m) * inv_temp);
+    row.max = m;
+  }
+}
+
+// After a row's last block: `max` is the row's max and `sum` relative to it.
+void finish_row(OnlineRow& row) {
   // The max element's own term is exactly 1 in exact arithmetic; taken against a
   // trailing shift and scaled back, rounding can leave the sum a hair below it,
   // and log_softmax a hair above 0.
-  sum = std::max(sum, 1.0f);
-  return std::isfinite(max);
+  row.sum = std::max(row.sum, 1.0f);
+  row.ok = row.ok && std::isfinite(row.max);
+}
+
+// The whole first pass over a row (online_block over its blocks).
+bool online_max_sum(const float* x, int64_t n, float inv_temp, float& max, float& sum) {
+  OnlineRow row;
+  const int64_t block = block_size(n);
+  for (int64_t begin = 0, b = 0; begin < n && row.ok; begin += block, ++b)
+    online_block(row, x, begin, std::min(block, n - begin), b, inv_temp, nullptr);
+  finish_row(row);
+  max = row.max;
+  sum = row.sum;
+  return row.ok;
+}
+
+// A row between its two passes: where it is and what the first pass found.
+struct PendingRow {
+  const float* x = nullptr;
+  float* y = nullptr;  // null: nothing pending
+  OnlineRow online;
+  float log_sum = 0.0f;
+  float* exps = nullptr;  // softmax: where the first pass left the exps (y or scratch)
+};
+
+// The second pass over block b = [begin, end) of a pending row: log_softmax
+// from x (still in cache), softmax by rescaling the block's exps.
+void write_block(const PendingRow& row, int64_t begin, int64_t end, int64_t b, float inv_temp,
+                 bool log) {
+  float* y = row.y;
+  if (log) {
+    const float* x = row.x;
+    const float max = row.online.max, log_sum = row.log_sum;
+#pragma omp simd
+    for (int64_t j = begin; j < end; ++j) y[j] = (x[j] - max) * inv_temp - log_sum;
+    return;
+  }
+  const float scale =
+      fast_exp((row.online.block_shift[b] - row.online.max) * inv_temp) / row.online.sum;
+  const float* e = row.exps;
+#pragma omp simd
+  for (int64_t j = begin; j < end; ++j) {  // p <= 1 (see finish_row), written as one vminps
+    const float p = e[j] * scale;
+    y[j] = p < 1.0f ? p : 1.0f;
+  }
 }
 
 }  // namespace
 
 float row_logsumexp(const float* x, int64_t n) {
   float max = 0.0f, sum = 0.0f;
-  if (!online_max_sum(x, n, 1.0f, nullptr, nullptr, max, sum))
-    return std::numeric_limits<float>::quiet_NaN();
+  if (!online_max_sum(x, n, 1.0f, max, sum)) return std::numeric_limits<float>::quiet_NaN();
   return max + std::log(sum);
 }
 
 int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, float inv_temp,
                         bool log) {
+  const int64_t block = block_size(n);
   int64_t first_bad = std::numeric_limits<int64_t>::max();
-#pragma omp parallel for reduction(min : first_bad) if (rows * n > kParallelWork)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x = inp + r * n;
-    float* y = out + r * n;
-    float block_max[kMaxBlocks];
-    float max = 0.0f, sum = 0.0f;
-    if (!online_max_sum(x, n, inv_temp, log ? nullptr : y, block_max, max, sum)) {
-      first_bad = std::min(first_bad, r);
-      continue;
-    }
-    if (log) {
-      const float log_sum = std::log(sum);
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - max) * inv_temp - log_sum;
-      continue;
-    }
-    const int64_t block = block_size(n);
-    for (int64_t begin = 0, b = 0; begin < n; begin += block, ++b) {
-      const int64_t end = std::min(n, begin + block);
-      const float scale = fast_exp((block_max[b] - max) * inv_temp) / sum;
-#pragma omp simd
-      for (int64_t j = begin; j < end; ++j) y[j] = std::min(y[j] * scale, 1.0f);  // as above
+#pragma omp parallel reduction(min : first_bad) if (rows * n > kParallelWork)
+  {
+    // This thread's rows, in order: the pipeline runs along them.
+    const int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
+    const int64_t row_begin = rows * thread / threads, row_end = rows * (thread + 1) / threads;
+    PendingRow slots[2];
+    const bool scratch = !log && n <= kScratchRow;
+    std::vector<float> scratch_exps(scratch ? 2 * n : 0);
+    PendingRow* current = &slots[0];  // pointers, swapped: a PendingRow is 1 KB
+    PendingRow* previous = &slots[1];
+    for (int64_t r = row_begin; r <= row_end; ++r) {
+      const bool has_row = r < row_end;  // the last round only writes the previous row
+      if (has_row) {
+        current->x = inp + r * n;
+        current->y = out + r * n;
+        current->online.start();
+        current->exps = scratch ? scratch_exps.data() + (current - slots) * n : current->y;
+      }
+      for (int64_t begin = 0, b = 0; begin < n; begin += block, ++b) {
+        const int64_t end = std::min(n, begin + block);
+        if (has_row && current->online.ok)
+          online_block(current->online, current->x, begin, end - begin, b, inv_temp,
+                       log ? nullptr : current->exps);
+        if (previous->y) write_block(*previous, begin, end, b, inv_temp, log);
+      }
+      previous->y = nullptr;
+      if (!has_row) break;
+      finish_row(current->online);
+      if (!current->online.ok) {
+        first_bad = std::min(first_bad, r);
+        continue;  // nothing to write
+      }
+      if (log) current->log_sum = std::log(current->online.sum);
+      std::swap(current, previous);
     }
   }
   return first_bad == std::numeric_limits<int64_t>::max() ? -1 : first_bad;

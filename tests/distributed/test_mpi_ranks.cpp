@@ -87,7 +87,9 @@ TEST(DistributedDataParallel, TwoRanksOfBMatchOneRankOf2B) {
 TEST(DistributedDataParallel, StartsFromRankZerosWeights) {
   SmallNet model(false, /*seed=*/100 + group()->rank());  // different on each rank
   const float before = max_difference_to_rank0(model);    // a collective: every rank calls it
-  if (group()->rank() == 1) EXPECT_GT(before, 0.0f);
+  if (group()->rank() == 1) {
+    EXPECT_GT(before, 0.0f);
+  }
   DistributedDataParallel ddp(model, group());
   EXPECT_EQ(max_difference_to_rank0(model), 0.0f);
 }

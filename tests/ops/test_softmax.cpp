@@ -187,6 +187,41 @@ TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
   });
 }
 
+// Each thread runs its rows as a pipeline (row r's first pass beside row r-1's
+// second): with one to three threads, rows short (one block, exps in a scratch
+// buffer) and long (several blocks, exps in the output), the kernel must report
+// the first bad row, and write every good row, before and after the bad ones,
+// as the reference does.
+TEST(Softmax, PipelinedRowsMatchTheReferenceAroundBadRows) {
+  const int saved = get_num_threads();
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    for (int64_t n : {1000, 5000}) {
+      Generator gen(11);
+      const int64_t rows = n == 1000 ? 40 : 9;  // enough work to run in parallel
+      Tensor x = randn({rows, n}, gen) * 4.0f;
+      x.set({4, n / 2}, std::numeric_limits<float>::quiet_NaN());
+      x.set({7, 0}, kInf);
+      for (bool log : {false, true}) {
+        Tensor fast = full(x.shape(), 123.0f);
+        EXPECT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), rows, n, 1.0f, log), 4)
+            << threads << " threads, n " << n;
+        for (int64_t r = 0; r < rows; ++r) {
+          if (r == 4 || r == 7) continue;
+          std::vector<float> naive(n);
+          ASSERT_EQ(
+              cpu::softmax_forward_naive(naive.data(), x.data<float>() + r * n, 1, n, 1, 1.0f, log),
+              -1);
+          for (int64_t j = 0; j < n; ++j)
+            ASSERT_NEAR(fast.data<float>()[r * n + j], naive[j], 2e-5f + 1e-5f * std::abs(naive[j]))
+                << threads << " threads, n " << n << ", row " << r << ", element " << j;
+        }
+      }
+    }
+  }
+  set_num_threads(saved);
+}
+
 // The first backward into x writes a fresh gradient; later ones add to it.
 TEST(SoftmaxGrad, GradientsAccumulateAcrossUses) {
   Generator gen(4);
