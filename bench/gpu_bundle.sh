@@ -10,8 +10,11 @@
 # libpthread, librt, the loader), libstdc++ and libgcc_s (the binaries need
 # GCC 12's, older than any current distribution's), the driver (libcuda), and
 # cuBLAS (libcublas + libcublasLt are 600 MB, over the 64 MiB the bundle may
-# weigh; gpu_check.sh finds the toolkit's or PyTorch's copy). The CUDA runtime
-# is linked statically (lib/CMakeLists.txt).
+# weigh; gpu_check.sh finds the toolkit's or PyTorch's copy), cuDNN (libcudnn.so.9
+# and the sub-libraries it loads itself, ~470 MB) and NCCL (libnccl.so.2), which
+# gpu_check.sh finds the same way (PyTorch bundles both under
+# site-packages/nvidia/{cudnn,nccl}/lib). The CUDA runtime is linked statically
+# (lib/CMakeLists.txt).
 #
 # Run:    bash bench/gpu_bundle.sh [build-dir]   (default build-cuda, configured with
 #         -DBRIDLE_CUDA=ON and built: bridle_tests mnist_mlp softmax_kernels_cuda)
@@ -37,7 +40,8 @@ for binary in "${binaries[@]}"; do
 done
 
 # The libraries the GPU machine provides itself (see the top of this file).
-provided='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|libcuda|libcublas|libcublasLt)\.so'
+# libcudnn* covers the front library and any sub-library a binary names itself.
+provided='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|libcuda|libcublas|libcublasLt|libcudnn[a-z_]*|libnccl)\.so'
 missing=$(ldd "${binaries[@]}" | grep "not found" || true)
 if [[ -n "$missing" ]]; then
   echo "gpu_bundle: libraries not found here:" >&2
@@ -59,7 +63,7 @@ rm -rf "$out"
 mkdir -p "$out"
 {
   echo "bridle GPU bundle, made $(date -u +%Y-%m-%dT%H:%M:%SZ) from $build"
-  echo "cuBLAS expected on the GPU machine: $(ldd "$build/tests/bridle_tests" | awk '/libcublas/ {print $1}' | tr '\n' ' ')"
+  echo "expected on the GPU machine: $(ldd "$build/tests/bridle_tests" | awk '/libcublas|libcudnn|libnccl/ {print $1}' | tr '\n' ' ')"
   (cd "$staging" && find . -type f -printf '%10s  %p\n' | sort -k2)
 } > "$out/MANIFEST.txt"
 tar -C "$staging" -cf - . | xz -6 -T0 > "$out/bundle.tar.xz"

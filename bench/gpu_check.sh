@@ -2,10 +2,11 @@
 # gpu_check.sh: everything the GPU machine is for, in one call, from the bundle
 # that bench/gpu_bundle.sh made here (the GPU machine cannot build bridle: it
 # lacks Debian's -dev libraries). In order:
-#   1. unpacks gpu_bundle/bundle.tar.xz, finds cuBLAS (the CUDA toolkit's or
-#      PyTorch's), checks with ldd that no library is missing;
-#   2. runs the CUDA tests (bridle_tests --gtest_filter='Cuda*': every CUDA op
-#      against the CPU one, gradcheck through the GPU, the allocators);
+#   1. unpacks gpu_bundle/bundle.tar.xz, finds cuBLAS, cuDNN and NCCL (the CUDA
+#      toolkit's or PyTorch's), checks with ldd that no library is missing;
+#   2. runs the CUDA tests (bridle_tests --gtest_filter='Cuda*:Cudnn*': every CUDA
+#      op against the CPU one, gradcheck through the GPU, the allocators, and
+#      conv / pooling / batch norm through cuDNN);
 #   3. trains mnist_mlp for one epoch with --device cuda (data/mnist when the
 #      bundle has it, else the fixtures' 500-image subset): the model moves to
 #      the GPU (Module::to) and each batch follows it;
@@ -55,22 +56,32 @@ else  # a bare image may lack xz; Python's lzma reads it
     "$bundle" "$work"
 fi
 
-find_cublas() {  # prints the directory holding libcublas.so.13, or nothing
-  local dir
-  dir=$(ldconfig -p 2> /dev/null | awk '/libcublas\.so\.13 / {print $NF; exit}')
+# Prints the directory holding the library $1 (e.g. libcudnn.so.9), or nothing:
+# the loader's cache, the CUDA toolkit's lib dirs, then PyTorch's wheels
+# (site-packages/nvidia/{cublas,cudnn,nccl}/lib), found through python3.
+find_library_dir() {
+  local name=$1 dir
+  dir=$(ldconfig -p 2> /dev/null | awk -v name="$name" '$1 == name {print $NF; exit}')
   [[ -n "$dir" ]] && { dirname "$dir"; return; }
-  for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-*/lib64; do
-    [[ -e "$dir/libcublas.so.13" ]] && { echo "$dir"; return; }
+  for dir in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib \
+             /usr/local/cuda-*/lib64 /usr/lib/x86_64-linux-gnu; do
+    [[ -e "$dir/$name" ]] && { echo "$dir"; return; }
   done
-  local site  # PyTorch's wheels: site-packages/nvidia/.../lib
-  for site in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2> /dev/null); do
-    dir=$(find "$site/nvidia" -name 'libcublas.so.13' -printf '%h\n' 2> /dev/null | head -1)
+  local site
+  for site in $(python3 -c 'import site; print(" ".join(site.getsitepackages() + [site.getusersitepackages()]))' 2> /dev/null); do
+    dir=$(find "$site/nvidia" -name "$name" -printf '%h\n' 2> /dev/null | head -1)
     [[ -n "$dir" ]] && { echo "$dir"; return; }
   done
 }
-cublas_dir=$(find_cublas)
-echo "cuBLAS: ${cublas_dir:-not found}"
-export LD_LIBRARY_PATH="$work/lib${cublas_dir:+:$cublas_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuBLAS, cuDNN (which loads its sub-libraries from its own directory, so that
+# directory must be on the path) and NCCL are the GPU machine's own (gpu_bundle.sh).
+library_path="$work/lib"
+for library in libcublas.so.13 libcudnn.so.9 libnccl.so.2; do
+  dir=$(find_library_dir "$library")
+  echo "$library: ${dir:-not found}"
+  [[ -n "$dir" && ":$library_path:" != *":$dir:"* ]] && library_path="$library_path:$dir"
+done
+export LD_LIBRARY_PATH="$library_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 command -v nvidia-smi > /dev/null && nvidia-smi -L
 
 check_libraries() {
@@ -83,7 +94,7 @@ step "libraries" check_libraries
 
 # --- 2. the CUDA tests ---------------------------------------------------------------
 cuda_tests() {
-  "$work/bin/bridle_tests" --gtest_filter='Cuda*' \
+  "$work/bin/bridle_tests" --gtest_filter='Cuda*:Cudnn*' \
     --gtest_output="json:$results/cuda_tests.json" | tee "$work/tests.txt"
   local rc=${PIPESTATUS[0]}
   local skipped  # gtest's closing summary: "[  SKIPPED ] 25 tests, listed below:"

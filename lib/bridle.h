@@ -24,6 +24,7 @@
 #include "data/idx.h"
 #include "data/mnist.h"
 #include "distributed/data_parallel.h"
+#include "distributed/nccl_process_group.h"
 #include "distributed/process_group.h"
 #include "distributed/sync_batch_norm.h"
 #include "io/checkpoint.h"

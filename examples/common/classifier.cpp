@@ -133,7 +133,7 @@ void add_classifier_flags(CLI::App& app, ClassifierFlags& flags) {
 int train_classifier(const ClassifierFlags& flags, const std::string& example, Module& model,
                      const Loaders& data, const nlohmann::json& config,
                      std::map<std::string, Generator*> generators) {
-  model.to(Device::parse(flags.common.device));  // --device cuda: before the optimizer sees it
+  model.to(training_device(flags.common));  // --device cuda: before the optimizer sees it
   std::unique_ptr<Optimizer> optimizer =
       make_optimizer(flags.optimizer, flags.common.lr, model.parameters());
   const int64_t epochs = flags.common.smoke ? 1 : flags.common.epochs;

@@ -18,7 +18,13 @@ void init_distributed(const CommonFlags& flags) {
   BRIDLE_CHECK(mpi_is_available(),
                "--distributed: this build has no MPI; install libopenmpi-dev and openmpi-bin, "
                "configure again, and launch with mpirun -np N");
-  std::shared_ptr<ProcessGroup> group = init_process_group();
+  // A model on the GPU exchanges its gradients there, through NCCL.
+  const bool on_gpu = Device::parse(flags.device).is_cuda();
+  BRIDLE_CHECK(!on_gpu || nccl_is_available(),
+               "--distributed --device {}: this build has no NCCL process group; it needs the "
+               "CUDA backend, MPI and NCCL (nccl.h and libnccl) when configured",
+               flags.device);
+  std::shared_ptr<ProcessGroup> group = on_gpu ? init_nccl_process_group() : init_process_group();
   group->set_timeout(
       std::chrono::milliseconds(static_cast<int64_t>(flags.collective_timeout_seconds * 1000)));
   group_slot() = group;
@@ -33,6 +39,12 @@ void init_distributed(const CommonFlags& flags) {
 }
 
 const std::shared_ptr<ProcessGroup>& process_group() { return group_slot(); }
+
+Device training_device(const CommonFlags& flags) {
+  const Device device = Device::parse(flags.device);
+  if (device.is_cuda() && process_group()) return process_group()->device();
+  return device;
+}
 
 bool is_main_rank() { return !process_group() || process_group()->rank() == 0; }
 

@@ -2,6 +2,11 @@
 // in mnist_mlp, the classifiers (common/classifier.h) and word_lm.
 //
 //   mpirun -np 2 build/examples/mnist_mlp --distributed --threads 1
+//   mpirun -np 2 build/examples/mnist_mlp --distributed --device cuda   # NCCL, a GPU each
+//
+// With --device cuda the gradients go through the NCCL process group
+// (distributed/nccl_process_group.h), and each rank trains on the GPU that
+// group picked for it (training_device).
 //
 // Every rank builds the same model and DistributedDataParallel gives it rank 0's
 // weights; each rank trains on its own shard of every epoch (--batch-size is
@@ -30,6 +35,9 @@ void init_distributed(const CommonFlags& flags);
 
 // The job's process group; null without --distributed.
 const std::shared_ptr<ProcessGroup>& process_group();
+// --device, except that under --distributed --device cuda each rank gets its own
+// GPU: the NCCL group's (local rank modulo the number of GPUs).
+Device training_device(const CommonFlags& flags);
 // Rank 0, or the only process: the one that prints and writes files.
 bool is_main_rank();
 

@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     DataLoader& test_loader = *data.test;
 
     models::Mlp model;
-    const Device device = Device::parse(flags.device);  // --device cuda: train on the GPU
+    const Device device = examples::training_device(flags);  // --device cuda: on the GPU
     model.to(device);
     spdlog::info("model: {} parameters on {}\n{}", model.num_parameters(), device.str(),
                  model.str());

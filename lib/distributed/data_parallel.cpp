@@ -8,7 +8,9 @@
 
 #include "autograd/engine.h"
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
+#include "ops/elementwise.h"
 
 namespace bridle {
 namespace {
@@ -23,6 +25,14 @@ std::vector<double> layout_signature(const std::vector<Tensor>& params) {
     weighted += count * static_cast<double>(p.numel());  // order-sensitive
   }
   return {count, elements, weighted};
+}
+
+// cuda::fill works on the current device.
+void fill_zeros_on_device(float* data, Device device, int64_t n) {
+  if constexpr (kCudaBuild) {
+    cuda::DeviceGuard guard(device);
+    cuda::fill(data, DType::kFloat32, n, 0.0);
+  }
 }
 
 }  // namespace
@@ -40,12 +50,22 @@ DistributedDataParallel::DistributedDataParallel(Module& module,
   std::unordered_set<TensorImpl*> seen;
   for (const auto& [name, p] : module_.named_parameters()) {
     if (!p.requires_grad() || !seen.insert(&p.impl()).second) continue;
-    BRIDLE_CHECK(p.is_float() && p.device().is_cpu(),
-                 "DistributedDataParallel: parameter '{}' is {} on {}; the process group "
-                 "exchanges float32 cpu gradients",
-                 name, dtype_name(p.dtype()), p.device().str());
+    BRIDLE_CHECK(p.is_float(),
+                 "DistributedDataParallel: parameter '{}' is {}; the process group exchanges "
+                 "float32 gradients",
+                 name, dtype_name(p.dtype()));
+    // The MPI group reduces host memory, the NCCL group its GPU's memory.
+    BRIDLE_CHECK(p.device() == group_->device(),
+                 "DistributedDataParallel: parameter '{}' is on {}, but the {} process group "
+                 "exchanges gradients on {}: {}",
+                 name, p.device().str(), group_->backend(), group_->device().str(),
+                 p.device().is_cuda() ? "train a CUDA model with the NCCL group "
+                                        "(init_nccl_process_group)"
+                                      : "move the model to the group's device first, or train "
+                                        "a CPU model with the MPI group (init_process_group)");
     params.push_back(p);
   }
+  device_ = group_->device();
 
   // Every rank must hold the same parameters, in the same order.
   std::vector<double> mine = layout_signature(params), low = mine, high = mine;
@@ -71,7 +91,7 @@ DistributedDataParallel::DistributedDataParallel(Module& module,
   for (Bucket& bucket : buckets_) {
     int64_t size = 0;
     for (const Tensor& p : bucket.params) size += p.numel();
-    bucket.flat = Tensor::empty({size});
+    bucket.flat = Tensor::empty({size}, device_);
   }
   for (size_t b = 0; b < buckets_.size(); ++b) {
     for (Tensor& p : buckets_[b].params) {
@@ -128,10 +148,19 @@ void DistributedDataParallel::start(Bucket& bucket) {
   for (const Tensor& p : bucket.params) {
     const Tensor grad = p.grad();
     const int64_t n = p.numel();
-    if (grad.defined())
-      std::memcpy(flat + offset, grad.data<float>(), n * sizeof(float));
-    else
-      std::memset(flat + offset, 0, n * sizeof(float));  // not reached on this rank
+    if (device_.is_cpu()) {
+      if (grad.defined())
+        std::memcpy(flat + offset, grad.data<float>(), n * sizeof(float));
+      else
+        std::memset(flat + offset, 0, n * sizeof(float));  // not reached on this rank
+    } else if constexpr (kCudaBuild) {
+      // Queued on bridle's stream after the gradient's own kernels; the NCCL
+      // group orders its all-reduce after them.
+      if (grad.defined())
+        cuda::copy_bytes(flat + offset, device_, grad.data<float>(), device_, n * sizeof(float));
+      else
+        fill_zeros_on_device(flat + offset, device_, n);  // not reached on this rank
+    }
     offset += n;
   }
   bucket.work = group_->all_reduce_async(flat, offset, ReduceOp::kSum);
@@ -148,6 +177,10 @@ void DistributedDataParallel::finish_backward() {
   for (Bucket& bucket : buckets_) {
     bucket.work->wait();
     bucket.work.reset();
+    if (device_.is_cuda()) {
+      unflatten_on_device(bucket, scale);
+      continue;
+    }
     const float* flat = bucket.flat.data<float>();
     int64_t offset = 0;
     for (Tensor& p : bucket.params) {
@@ -166,6 +199,27 @@ void DistributedDataParallel::finish_backward() {
   ++stats_.backward_passes;
   stats_.wait_seconds +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+}
+
+// The averages back into .grad with one scaling kernel (mul) over the bucket and
+// a device copy per parameter, all queued on bridle's stream.
+void DistributedDataParallel::unflatten_on_device(Bucket& bucket, float scale) {
+  if constexpr (kCudaBuild) {
+    NoGradGuard no_grad;
+    const Tensor averaged = mul(bucket.flat, scale);
+    const float* flat = averaged.data<float>();
+    int64_t offset = 0;
+    for (Tensor& p : bucket.params) {
+      Tensor grad = p.grad();
+      if (!grad.defined()) {
+        grad = Tensor::empty(p.shape(), device_);
+        p.set_grad(grad);
+      }
+      const int64_t n = p.numel();
+      cuda::copy_bytes(grad.data<float>(), device_, flat + offset, device_, n * sizeof(float));
+      offset += n;
+    }
+  }
 }
 
 }  // namespace bridle

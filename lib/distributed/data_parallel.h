@@ -32,6 +32,10 @@
 // and after the exchange holds the average like every other. Buffers (batch
 // norm's running statistics) are not averaged: call sync_buffers() to copy
 // rank 0's, or use synchronized batch norm (sync_batch_norm.h).
+//
+// Devices. With the MPI group the model is on the cpu and the buckets are host
+// memory; with the NCCL group (nccl_process_group.h) the model is on the
+// group's GPU, and the buckets, their copies and the averaging stay there.
 #pragma once
 
 #include <cstdint>
@@ -88,10 +92,12 @@ class DistributedDataParallel {
   void on_gradient_ready(size_t bucket_index);
   void start_ready_buckets();  // in order, up to the first one still pending
   void start(Bucket& bucket);
-  void finish_backward();  // the end-of-backward callback
+  void finish_backward();                                 // the end-of-backward callback
+  void unflatten_on_device(Bucket& bucket, float scale);  // CUDA: averages into .grad
 
   Module& module_;
   std::shared_ptr<ProcessGroup> group_;
+  Device device_;  // the parameters' and the group's: the cpu (MPI) or a GPU (NCCL)
   DataParallelOptions options_;
   std::vector<Bucket> buckets_;
   std::vector<std::pair<Tensor, int64_t>> hooks_;  // (parameter, hook handle)

@@ -51,18 +51,6 @@ MPI_Op mpi_op(ReduceOp op) {
   BRIDLE_FAIL("unknown ReduceOp");
 }
 
-const char* op_name(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::kSum:
-      return "sum";
-    case ReduceOp::kMax:
-      return "max";
-    case ReduceOp::kMin:
-      return "min";
-  }
-  return "?";
-}
-
 // MPI counts are int: larger buffers go in pieces of at most this many elements.
 constexpr int64_t kMaxCount = INT_MAX / 2;
 
@@ -182,7 +170,7 @@ class MpiProcessGroup : public ProcessGroup {
     }
     return std::make_unique<MpiWork>(
         std::move(requests), timeout(),
-        fmt::format("all_reduce ({}) of {} floats", op_name(op), count), who_);
+        fmt::format("all_reduce ({}) of {} floats", reduce_op_name(op), count), who_);
   }
 
   void all_reduce(double* data, int64_t count, ReduceOp op) override {
@@ -190,8 +178,8 @@ class MpiProcessGroup : public ProcessGroup {
     std::vector<MPI_Request> requests(1);
     BRIDLE_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE,
                                     mpi_op(op), comm_, &requests[0]));
-    wait_all(requests, timeout(), fmt::format("all_reduce ({}) of {} doubles", op_name(op), count),
-             who_);
+    wait_all(requests, timeout(),
+             fmt::format("all_reduce ({}) of {} doubles", reduce_op_name(op), count), who_);
   }
 
   void broadcast(void* data, int64_t bytes, int root) override {

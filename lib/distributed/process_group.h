@@ -17,8 +17,8 @@
 // with its own message instead of leaving the others to time out.
 //
 // Implementations: MpiProcessGroup (mpi_process_group.cpp; Open MPI from Debian)
-// when the build found MPI. A GPU build can add an NCCL one behind the same
-// interface.
+// when the build found MPI, on host memory; NcclProcessGroup
+// (nccl_process_group.h) in builds with CUDA, MPI and NCCL, on GPU memory.
 #pragma once
 
 #include <chrono>
@@ -31,6 +31,7 @@
 namespace bridle {
 
 enum class ReduceOp { kSum, kMax, kMin };
+const char* reduce_op_name(ReduceOp op);  // "sum", "max", "min": for messages
 
 // One collective in flight (all_reduce_async).
 class CollectiveWork {
@@ -48,7 +49,10 @@ class ProcessGroup {
 
   virtual int rank() const = 0;  // 0 .. size()-1
   virtual int size() const = 0;
-  virtual std::string backend() const = 0;  // "mpi"
+  virtual std::string backend() const = 0;  // "mpi" or "nccl"
+  // Where the float data of the collectives lives: the cpu for MPI, this rank's
+  // GPU for NCCL. DistributedDataParallel wants the model there.
+  virtual Device device() const { return Device::cpu(); }
 
   // In place: data[i] becomes op over every rank's data[i]. Float32 and float64.
   virtual std::unique_ptr<CollectiveWork> all_reduce_async(float* data, int64_t count,
@@ -60,7 +64,7 @@ class ProcessGroup {
   // Ends every process of the job with exit code `code`, after logging message.
   [[noreturn]] virtual void abort(int code, const std::string& message) = 0;
 
-  // Blocking forms on tensors (CPU, plain layout; float32 for all_reduce).
+  // Blocking forms on tensors (on the cpu or on device(); float32 for all_reduce).
   void all_reduce(float* data, int64_t count, ReduceOp op = ReduceOp::kSum) {
     all_reduce_async(data, count, op)->wait();
   }

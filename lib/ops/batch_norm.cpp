@@ -10,6 +10,10 @@
 // The training form is the chain rule through mean and var: d mean / dx = 1 / M,
 // d var / dx = 2 (x - mean) / M, which subtract the gradient's mean and its
 // component along xhat.
+//
+// CUDA tensors go to cuDNN (batch_norm.cu), built when cuDNN was found
+// (BRIDLE_WITH_CUDNN). There training saves the batch mean and 1 / sqrt(var +
+// eps) (cuDNN's saved quantities) instead of the variance.
 #include "ops/batch_norm.h"
 
 #include <cmath>
@@ -18,6 +22,9 @@
 #include <unordered_map>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
+#include "core/factory.h"
+#include "ops/cuda_kernels.h"
 #include "ops/onednn.h"
 #include "ops/op_utils.h"
 
@@ -219,13 +226,102 @@ Tensor grad_of(const Tensor& t) {
   return t.defined() && t.requires_grad() ? grad_buffer(t) : Tensor();
 }
 
+// The GPU path. Under #ifdef, not `if constexpr`: batch_norm.cu is built only
+// with cuDNN, and GCC at -O0 still emits lambdas inside discarded branches.
+#ifdef BRIDLE_WITH_CUDNN
+float* data_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+// training: mean and inv_std are the batch's saved by cuDNN; evaluation: mean
+// and var are the (copied) running statistics.
+void batch_norm_backward_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                              const Tensor& mean, const Tensor& var_or_inv_std, const Tensor& dy,
+                              float eps, bool training) {
+  cuda::DeviceGuard guard(x.device());
+  const int64_t N = x.size(0), C = x.size(1), HW = x.numel() / (N * C);
+  const bool want_dw = weight.defined() && weight.requires_grad();
+  const bool want_db = bias.defined() && bias.requires_grad();
+  if (!training) {
+    float* dw = want_dw ? grad_buffer(weight).data<float>() : nullptr;
+    float* db = want_db ? grad_buffer(bias).data<float>() : nullptr;
+    auto kernel = [&](float* dx, bool accumulate) {
+      cuda::batch_norm_backward_eval(dx, dw, db, dy.data<float>(), x.data<float>(),
+                                     mean.data<float>(), var_or_inv_std.data<float>(),
+                                     data_or_null(weight), N, C, HW, eps, accumulate);
+    };
+    if (x.requires_grad())
+      write_grad(x, kernel);
+    else
+      kernel(nullptr, false);
+    return;
+  }
+  // cuDNN's training backward writes dx, dweight and dbias together, always.
+  const TensorOptions options(x.device());
+  Tensor dw = Tensor::empty({C}, options), db = Tensor::empty({C}, options);
+  Tensor scale = weight.defined() ? weight : ones({C}, options);
+  auto kernel = [&](float* dx, bool accumulate) {
+    cuda::batch_norm_backward_training(dx, dw.data<float>(), db.data<float>(), dy.data<float>(),
+                                       x.data<float>(), scale.data<float>(), mean.data<float>(),
+                                       var_or_inv_std.data<float>(), N, C, HW, eps, accumulate);
+  };
+  if (x.requires_grad()) {
+    write_grad(x, kernel);
+  } else {
+    Tensor unused_dx = Tensor::empty(x.shape(), options);
+    kernel(unused_dx.data<float>(), false);
+  }
+  if (want_dw) accumulate_fresh_grad(weight, std::move(dw));
+  if (want_db) accumulate_fresh_grad(bias, std::move(db));
+}
+
+Tensor batch_norm_cuda(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training, float momentum,
+                       float eps) {
+  cuda::DeviceGuard guard(x.device());
+  const int64_t N = x.size(0), C = x.size(1), HW = x.numel() / (N * C);
+  const TensorOptions options(x.device());
+  Tensor y = Tensor::empty(x.shape(), options);
+  // cuDNN always scales and shifts: without affine parameters, by 1 and 0.
+  Tensor scale = weight.defined() ? weight : ones({C}, options);
+  Tensor shift = bias.defined() ? bias : zeros({C}, options);
+  Tensor mean, var_or_inv_std;
+  if (training) {
+    mean = Tensor::empty({C}, options);
+    var_or_inv_std = Tensor::empty({C}, options);
+    cuda::batch_norm_forward_training(
+        y.data<float>(), mean.data<float>(), var_or_inv_std.data<float>(),
+        data_or_null(running_mean), data_or_null(running_var), x.data<float>(), scale.data<float>(),
+        shift.data<float>(), N, C, HW, momentum, eps);
+  } else {
+    // Copied when backward will need them: a later training step updates them in place.
+    const bool keep = any_requires_grad({x, weight, bias});
+    mean = keep ? running_mean.clone() : running_mean;
+    var_or_inv_std = keep ? running_var.clone() : running_var;
+    cuda::batch_norm_forward_eval(y.data<float>(), x.data<float>(), mean.data<float>(),
+                                  var_or_inv_std.data<float>(), scale.data<float>(),
+                                  shift.data<float>(), N, C, HW, eps);
+  }
+  return record(
+      y, "batch_norm", {x, weight, bias},
+      [x, weight, bias, mean, var_or_inv_std, eps, training](const Tensor& dy, const Tensor&) {
+        batch_norm_backward_cuda(x, weight, bias, mean, var_or_inv_std, dy, eps, training);
+      });
+}
+#else
+Tensor batch_norm_cuda(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                       bool, float, float) {
+  BRIDLE_FAIL(
+      "batch_norm: CUDA tensors need cuDNN, and this build has none (the CUDA backend was "
+      "built without it: see cmake/BridleCudnn.cmake)");
+}
+#endif
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, float momentum,
                   float eps) {
   check_float("batch_norm", x);
-  check_device("batch_norm", {x, running_mean, running_var, weight, bias});
+  check_device("batch_norm", {x, running_mean, running_var, weight, bias}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(x.dim() >= 2, "batch_norm: input must be [N, C] or [N, C, ...], got shape {}",
                shape_str(x.shape()));
   const int64_t N = x.size(0), C = x.size(1), HW = x.numel() / std::max<int64_t>(N * C, 1);
@@ -244,8 +340,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   BRIDLE_CHECK(eps >= 0.0f && std::isfinite(eps), "batch_norm: eps must be >= 0, got {}", eps);
   BRIDLE_CHECK(std::isfinite(momentum), "batch_norm: momentum must be finite, got {}", momentum);
 
+  if (x.numel() == 0) return Tensor::empty(x.shape(), x.device());
+  if (x.device().is_cuda())
+    return batch_norm_cuda(x, running_mean, running_var, weight, bias, training, momentum, eps);
   Tensor y = Tensor::empty(x.shape());
-  if (x.numel() == 0) return y;
   // The statistics the output was normalized with, kept for backward: the batch's
   // in training; in evaluation the running ones, copied when backward will need
   // them (a later training step updates them in place).

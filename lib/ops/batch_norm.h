@@ -12,7 +12,8 @@
 //
 // Kernels: the naive loops in batch_norm.cpp are the reference (double sums); the
 // op runs oneDNN's batch_normalization primitives (cached per shape), and the
-// tests hold one to the other.
+// tests hold one to the other. CUDA tensors go to cuDNN (batch_norm.cu), in
+// builds that found it.
 #pragma once
 
 #include "core/tensor.h"

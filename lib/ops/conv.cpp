@@ -13,9 +13,14 @@
 // reorder; an input in another layout is reordered into buffers from the caching
 // allocator. Gradients come back with a reorder that adds into the gradient
 // buffer (a sum post-op): the "+=" of backward.
+//
+// CUDA tensors go to cuDNN (conv.cu), built when cuDNN was found
+// (BRIDLE_WITH_CUDNN); float32 NCHW, the same geometry and checks.
 #include "ops/conv.h"
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
+#include "ops/cuda_kernels.h"
 #include "ops/onednn.h"
 #include "ops/op_utils.h"
 
@@ -193,10 +198,64 @@ void conv2d_backward_weights_onednn(const Tensor& dw, const Tensor& db, const Te
 
 }  // namespace cpu
 
+namespace {
+
+// The GPU path. Under #ifdef, not `if constexpr`: conv.cu is built only with
+// cuDNN, and GCC at -O0 still emits lambdas inside discarded branches.
+#ifdef BRIDLE_WITH_CUDNN
+cuda::ConvSizes conv_sizes(const ConvGeometry& g) {
+  return {g.N, g.C, g.H, g.W, g.O, g.KH, g.KW, g.OH, g.OW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, g.G};
+}
+
+void conv2d_backward_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                          const Tensor& dy, const ConvGeometry& g) {
+  cuda::DeviceGuard guard(x.device());
+  if (dy.numel() == 0) {  // nothing flows back: zero gradients, as on the CPU
+    for (const Tensor& t : {x, weight, bias})
+      if (t.defined() && t.requires_grad()) grad_buffer(t);
+    return;
+  }
+  const cuda::ConvSizes s = conv_sizes(g);
+  if (x.requires_grad())
+    write_grad(x, [&](float* dx, bool accumulate) {
+      cuda::conv2d_backward_data(dx, weight.data<float>(), dy.data<float>(), s, accumulate);
+    });
+  if (weight.requires_grad())
+    write_grad(weight, [&](float* dw, bool accumulate) {
+      cuda::conv2d_backward_filter(dw, x.data<float>(), dy.data<float>(), s, accumulate);
+    });
+  if (bias.defined() && bias.requires_grad())
+    write_grad(bias, [&](float* db, bool accumulate) {
+      cuda::conv2d_backward_bias(db, dy.data<float>(), s, accumulate);
+    });
+}
+
+Tensor conv2d_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                   const ConvGeometry& g) {
+  cuda::DeviceGuard guard(x.device());
+  Tensor y = Tensor::empty({g.N, g.O, g.OH, g.OW}, x.device());
+  if (y.numel() > 0)
+    cuda::conv2d_forward(y.data<float>(), x.data<float>(), weight.data<float>(),
+                         bias.defined() ? bias.data<float>() : nullptr, conv_sizes(g));
+  return record(y, "conv2d", {x, weight, bias},
+                [x, weight, bias, g](const Tensor& dy, const Tensor&) {
+                  conv2d_backward_cuda(x, weight, bias, dy, g);
+                });
+}
+#else
+Tensor conv2d_cuda(const Tensor&, const Tensor&, const Tensor&, const ConvGeometry&) {
+  BRIDLE_FAIL(
+      "conv2d: CUDA tensors need cuDNN, and this build has none (the CUDA backend was built "
+      "without it: see cmake/BridleCudnn.cmake)");
+}
+#endif
+
+}  // namespace
+
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o) {
   check_float("conv2d", x, "input");
   check_float("conv2d", weight, "weight");
-  check_device("conv2d", {x, weight, bias});
+  check_device("conv2d", {x, weight, bias}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(x.dim() == 4, "conv2d: input must be [N, C, H, W], got {}", shape_str(x.shape()));
   BRIDLE_CHECK(weight.dim() == 4, "conv2d: weight must be [O, C/groups, KH, KW], got {}",
                shape_str(weight.shape()));
@@ -229,6 +288,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       "conv2d: the {}x{} kernel (dilation {}x{}) is larger than the padded {}x{} input of {}", g.KH,
       g.KW, g.DH, g.DW, g.H + 2 * g.PH, g.W + 2 * g.PW, shape_str(x.shape()));
 
+  if (x.device().is_cuda()) return conv2d_cuda(x, weight, bias, g);
   Tensor out = Tensor::empty({g.N, g.O, g.OH, g.OW});
   if (out.numel() > 0)
     onednn::call("conv2d", [&] { out = cpu::conv2d_forward_onednn(x, weight, bias, g); });

@@ -7,7 +7,8 @@
 //   DW]
 //                                           * w[o, c, kh, kw]
 // The fast path is oneDNN (primitives built once per shape and cached); the naive
-// direct loops in conv.cpp are the reference the tests hold it to.
+// direct loops in conv.cpp are the reference the tests hold it to. CUDA tensors
+// go to cuDNN (conv.cu), in builds that found it.
 #pragma once
 
 #include <array>

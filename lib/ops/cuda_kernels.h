@@ -4,7 +4,7 @@
 // Why one header instead of a `namespace cuda` in each op's header: the .cu
 // files are compiled by nvcc, whose front end rejects fmt's compile-time format
 // checks, and every op header pulls in fmt through core/tensor.h. This header
-// includes nothing but <cstdint>, so both compilers read it.
+// includes nothing but <cstdint> and plain headers, so both compilers read it.
 //
 // Like the CPU kernels, these take device pointers and sizes and never allocate,
 // check or record; they are queued on the current device's stream (the op sets
@@ -13,6 +13,8 @@
 #pragma once
 
 #include <cstdint>
+
+#include "optim/update_rules.h"  // plain C++, no fmt: nvcc reads it too
 
 namespace bridle::cuda {
 
@@ -92,15 +94,68 @@ void sum_backward(float* dinp, const float* dout, int64_t outer, int64_t n, int6
 // index[o, i] = the first k with the largest inp[o, k, i] (NaN counts as largest).
 void argmax(int64_t* index, const float* inp, int64_t outer, int64_t n, int64_t inner);
 
+// --- conv.cu, pool.cu, batch_norm.cu: through cuDNN (built with BRIDLE_WITH_CUDNN) ----
+// NCHW float32, contiguous. Gradients follow cuDNN's alpha / beta: with
+// `accumulate` they add into the buffer (beta = 1), without they overwrite it.
+
+// The sizes of ConvGeometry (conv.h), which this header cannot include.
+struct ConvSizes {
+  int64_t N, C, H, W;  // x [N, C, H, W]
+  int64_t O, KH, KW;   // w [O, C/G, KH, KW]
+  int64_t OH, OW;      // y [N, O, OH, OW]
+  int64_t SH, SW, PH, PW, DH, DW, G;
+};
+// y = conv(x, w) + b (b may be null).
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvSizes& s);
+void conv2d_backward_data(float* dx, const float* w, const float* dy, const ConvSizes& s,
+                          bool accumulate);
+void conv2d_backward_filter(float* dw, const float* x, const float* dy, const ConvSizes& s,
+                            bool accumulate);
+void conv2d_backward_bias(float* db, const float* dy, const ConvSizes& s, bool accumulate);
+
+// The sizes of PoolGeometry (pool.h); cuDNN pools without dilation.
+struct PoolSizes {
+  int64_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW;
+};
+enum class PoolKind { kMax, kAvgIncludePad, kAvgExcludePad };
+void pool2d_forward(PoolKind kind, float* y, const float* x, const PoolSizes& s);
+// cuDNN's pooling backward reads the forward's input and output (max pooling
+// finds each window's maximum again).
+void pool2d_backward(PoolKind kind, float* dx, const float* y, const float* dy, const float* x,
+                     const PoolSizes& s, bool accumulate);
+
+// x seen as [N, C, HW]; weight and bias [C] must not be null (the op passes 1s
+// and 0s without affine). Training: normalizes with the batch statistics, saves
+// mean and 1 / sqrt(var + eps) for backward, and updates the running statistics
+// (unbiased variance, as the CPU op) when they are not null.
+void batch_norm_forward_training(float* y, float* save_mean, float* save_inv_std,
+                                 float* running_mean, float* running_var, const float* x,
+                                 const float* weight, const float* bias, int64_t N, int64_t C,
+                                 int64_t HW, float momentum, float eps);
+void batch_norm_forward_eval(float* y, const float* x, const float* mean, const float* var,
+                             const float* weight, const float* bias, int64_t N, int64_t C,
+                             int64_t HW, float eps);
+// Training backward (through the batch statistics). dweight and dbias are
+// written (not accumulated) and must not be null.
+void batch_norm_backward_training(float* dx, float* dweight, float* dbias, const float* dy,
+                                  const float* x, const float* weight, const float* save_mean,
+                                  const float* save_inv_std, int64_t N, int64_t C, int64_t HW,
+                                  float eps, bool accumulate_dx);
+// Evaluation backward (the statistics were constants): cuDNN has none, so it is
+// a kernel of ours. dx, dweight, dbias may be null; dweight and dbias accumulate.
+void batch_norm_backward_eval(float* dx, float* dweight, float* dbias, const float* dy,
+                              const float* x, const float* mean, const float* var,
+                              const float* weight, int64_t N, int64_t C, int64_t HW, float eps,
+                              bool accumulate_dx);
+
 // --- optim/sgd.cu, optim/adam.cu: the fused updates -----------------------------------
 // As cpu::sgd_step (optim/sgd.h); momentum_buffer may be null when momentum is 0.
 void sgd_step(float* param, const float* grad, float* momentum_buffer, int64_t n, float lr,
               float momentum, float dampening, float weight_decay, bool nesterov, bool first);
-// As cpu::adam_step's loop (optim/adam.cpp), with its scalars derived on the host;
+// As cpu::adam_step (optim/adam.cpp), with its scalars derived on the host;
 // max_exp_avg_sq is null without amsgrad.
 void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
-                 float* max_exp_avg_sq, int64_t n, float decay, float l2, float beta1,
-                 float one_minus_beta1, float beta2, float one_minus_beta2,
-                 float bias_correction2_sqrt, float eps, float neg_step_size);
+                 float* max_exp_avg_sq, int64_t n, const update_rules::AdamScalars& k, float beta1,
+                 float beta2, float eps);
 
 }  // namespace bridle::cuda

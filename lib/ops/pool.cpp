@@ -5,6 +5,9 @@
 //   avg: dx[i] += g[o] / divisor(o)             for every in-bounds i in w(o)
 // where divisor(o) = KH KW with count_include_pad, else the in-bounds count.
 // Adaptive average is avg with per-output windows and divisor = window size.
+//
+// CUDA tensors go to cuDNN (pool.cu), built when cuDNN was found
+// (BRIDLE_WITH_CUDNN): max pooling without dilation and average pooling.
 #include "ops/pool.h"
 
 #include <cmath>
@@ -14,6 +17,8 @@
 #include <unordered_map>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
+#include "ops/cuda_kernels.h"
 #include "ops/onednn.h"
 #include "ops/op_utils.h"
 
@@ -282,9 +287,10 @@ namespace {
 
 std::string size2_str(Size2 s) { return fmt::format("{{{}, {}}}", s[0], s[1]); }
 
+// CUDA tensors pass: max and average pooling have cuDNN kernels (pool.cu).
 void check_nchw(const char* op, const Tensor& x) {
   check_float(op, x);
-  check_device(op, {x});
+  check_device(op, {x}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(x.dim() == 4, "{}: input must be 4-D [N, C, H, W], got shape {}", op,
                shape_str(x.shape()));
 }
@@ -321,10 +327,45 @@ PoolGeometry pool_geometry(const char* op, const Tensor& x, Size2 kernel, Size2 
   return g;
 }
 
+// The GPU path. Under #ifdef, not `if constexpr`: pool.cu is built only with
+// cuDNN, and GCC at -O0 still emits lambdas inside discarded branches.
+#ifdef BRIDLE_WITH_CUDNN
+void pool2d_backward_cuda(cuda::PoolKind kind, const Tensor& x, const Tensor& y, const Tensor& dy,
+                          const cuda::PoolSizes& s) {
+  cuda::DeviceGuard guard(x.device());
+  write_grad(x, [&](float* dx, bool accumulate) {
+    cuda::pool2d_backward(kind, dx, y.data<float>(), dy.data<float>(), x.data<float>(), s,
+                          accumulate);
+  });
+}
+
+Tensor pool2d_cuda(const char* op, cuda::PoolKind kind, const Tensor& x, const PoolGeometry& g) {
+  BRIDLE_CHECK(g.DH == 1 && g.DW == 1,
+               "{}: dilation {{{}, {}}} is not supported on CUDA tensors (cuDNN pools without "
+               "dilation); run it on the CPU",
+               op, g.DH, g.DW);
+  cuda::DeviceGuard guard(x.device());
+  const cuda::PoolSizes s{g.N, g.C, g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW};
+  Tensor y = Tensor::empty({g.N, g.C, g.OH, g.OW}, x.device());
+  if (y.numel() > 0) cuda::pool2d_forward(kind, y.data<float>(), x.data<float>(), s);
+  return record(y, op, {x}, [kind, x, s](const Tensor& dy, const Tensor& y) {
+    if (dy.numel() > 0) pool2d_backward_cuda(kind, x, y, dy, s);
+  });
+}
+#else
+Tensor pool2d_cuda(const char* op, cuda::PoolKind, const Tensor&, const PoolGeometry&) {
+  BRIDLE_FAIL(
+      "{}: CUDA tensors need cuDNN, and this build has none (the CUDA backend was built "
+      "without it: see cmake/BridleCudnn.cmake)",
+      op);
+}
+#endif
+
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation) {
   PoolGeometry g = pool_geometry("max_pool2d", x, kernel, stride, padding, dilation);
+  if (x.device().is_cuda()) return pool2d_cuda("max_pool2d", cuda::PoolKind::kMax, x, g);
   Tensor y = Tensor::empty({g.N, g.C, g.OH, g.OW});
   if (y.numel() == 0) return record(y, "max_pool2d", {x}, [](const Tensor&, const Tensor&) {});
   // The workspace (oneDNN's record of each maximum's position) is what backward
@@ -341,6 +382,10 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, Si
 Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding,
                   bool count_include_pad) {
   PoolGeometry g = pool_geometry("avg_pool2d", x, kernel, stride, padding, {1, 1});
+  if (x.device().is_cuda())
+    return pool2d_cuda(
+        "avg_pool2d",
+        count_include_pad ? cuda::PoolKind::kAvgIncludePad : cuda::PoolKind::kAvgExcludePad, x, g);
   Tensor y = Tensor::empty({g.N, g.C, g.OH, g.OW});
   if (y.numel() == 0) return record(y, "avg_pool2d", {x}, [](const Tensor&, const Tensor&) {});
   y = cpu::avg_pool2d_forward_onednn(x, g, count_include_pad);
@@ -364,6 +409,8 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
     // W/OW, which runs in x's layout (global pooling after a ResNet's last block).
     return avg_pool2d(x, {H / OH, W / OW}, {H / OH, W / OW}, {0, 0}, true);
   }
+  // Uneven windows have no CUDA kernel yet: a CUDA tensor stops here with a clear error.
+  check_device("adaptive_avg_pool2d", {x});
   Tensor y = Tensor::empty({N, C, OH, OW});
   cpu::adaptive_avg_pool2d_forward(y.data<float>(), x.data<float>(), N * C, H, W, OH, OW);
   return record(y, "adaptive_avg_pool2d", {x}, [x, OH, OW](const Tensor& dy, const Tensor&) {

@@ -13,30 +13,17 @@ namespace bridle {
 namespace cpu {
 namespace {
 
-// decay multiplies p (AdamW: 1 - lr * weight_decay, Adam: 1) and l2 scales the
-// p added to the gradient (Adam: weight_decay, AdamW: 0), so one loop serves
-// both without a branch: p * 1 and g + 0 * p are exact (for finite p).
+// The rule (update_rules.h) over blocks of elements, one block per thread.
 template <bool kAmsgrad>
 void adam_loop(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
-               float* max_exp_avg_sq, int64_t n, float decay, float l2, float beta1,
-               float one_minus_beta1, float beta2, float one_minus_beta2,
-               float bias_correction2_sqrt, float eps, float neg_step_size) {
+               float* max_exp_avg_sq, int64_t n, const AdamScalars& scalars, float beta1,
+               float beta2, float eps) {
+  const AdamScalars k = scalars;  // by value: the lambda below copies it
   optim_detail::parallel_blocks(n, [=](int64_t begin, int64_t end) {
 #pragma omp simd
-    for (int64_t i = begin; i < end; ++i) {
-      const float p = param[i] * decay;
-      const float g = grad[i] + l2 * param[i];
-      const float m = exp_avg[i] * beta1 + one_minus_beta1 * g;
-      float v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g;
-      exp_avg[i] = m;
-      exp_avg_sq[i] = v;
-      if constexpr (kAmsgrad) {
-        v = std::max(max_exp_avg_sq[i], v);
-        max_exp_avg_sq[i] = v;
-      }
-      const float denom = std::sqrt(v) / bias_correction2_sqrt + eps;
-      param[i] = p + neg_step_size * m / denom;
-    }
+    for (int64_t i = begin; i < end; ++i)
+      update_rules::adam<kAmsgrad>(param[i], grad[i], exp_avg[i], exp_avg_sq[i],
+                                   kAmsgrad ? max_exp_avg_sq + i : nullptr, k, beta1, beta2, eps);
   });
 }
 
@@ -60,8 +47,7 @@ void adam_step(float* param, const float* grad, float* exp_avg, float* exp_avg_s
                float weight_decay, bool decoupled, int64_t step) {
   const AdamScalars k = adam_scalars(lr, beta1, beta2, weight_decay, decoupled, step);
   auto* loop = max_exp_avg_sq != nullptr ? &adam_loop<true> : &adam_loop<false>;
-  loop(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, k.decay, k.l2, beta1, k.one_minus_beta1,
-       beta2, k.one_minus_beta2, k.bias_correction2_sqrt, eps, k.neg_step_size);
+  loop(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, k, beta1, beta2, eps);
 }
 
 }  // namespace cpu
@@ -123,10 +109,8 @@ void AdamBase::step() {
                                                      group.weight_decay, decoupled_, ++steps_[i]);
         cuda::DeviceGuard guard(p.device());
         cuda::adam_update(p.data<float>(), g.data<float>(), exp_avg_[i].data<float>(),
-                          exp_avg_sq_[i].data<float>(), max_sq, p.numel(), k.decay, k.l2,
-                          options_.betas[0], k.one_minus_beta1, options_.betas[1],
-                          k.one_minus_beta2, k.bias_correction2_sqrt, options_.eps,
-                          k.neg_step_size);
+                          exp_avg_sq_[i].data<float>(), max_sq, p.numel(), k, options_.betas[0],
+                          options_.betas[1], options_.eps);
         continue;
       }
     }

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "optim/optimizer.h"
+#include "optim/update_rules.h"
 
 namespace bridle {
 
@@ -91,11 +92,9 @@ class AdamW : public AdamBase {
 };
 
 namespace cpu {
-// The per-step scalars of the update, derived as PyTorch does (adam.cpp); the
-// CUDA kernel (adam.cu) takes them ready-made.
-struct AdamScalars {
-  float decay, l2, one_minus_beta1, one_minus_beta2, bias_correction2_sqrt, neg_step_size;
-};
+// The per-step scalars of the update (update_rules.h), derived as PyTorch does
+// (adam.cpp); the CUDA kernel (adam.cu) takes them ready-made.
+using AdamScalars = update_rules::AdamScalars;
 AdamScalars adam_scalars(float lr, float beta1, float beta2, float weight_decay, bool decoupled,
                          int64_t step);
 // One Adam (decoupled = false) or AdamW update of n elements at the

@@ -7,6 +7,7 @@
 #include "core/cuda/cuda.h"
 #include "core/factory.h"
 #include "ops/cuda_kernels.h"
+#include "optim/update_rules.h"
 
 namespace bridle {
 namespace cpu {
@@ -21,15 +22,9 @@ void sgd_step(float* param, const float* grad, float* momentum_buffer, int64_t n
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t end = std::min(n, (b + 1) * kBlock);
 #pragma omp simd
-    for (int64_t i = b * kBlock; i < end; ++i) {
-      float g = grad[i] + weight_decay * param[i];
-      if (momentum != 0.0f) {
-        float buf = first ? g : momentum * momentum_buffer[i] + (1.0f - dampening) * g;
-        momentum_buffer[i] = buf;
-        g = nesterov ? g + momentum * buf : buf;
-      }
-      param[i] -= lr * g;
-    }
+    for (int64_t i = b * kBlock; i < end; ++i)
+      update_rules::sgd(param[i], grad[i], momentum_buffer ? momentum_buffer + i : nullptr, lr,
+                        momentum, dampening, weight_decay, nesterov, first);
   }
 }
 

@@ -1,8 +1,9 @@
-// SGD's fused update on a GPU: the same rule as cpu::sgd_step (sgd.cpp, sgd.h),
-// one thread per element, one read of each tensor.
+// SGD's fused update on a GPU: update_rules::sgd (the rule the CPU loop in
+// sgd.cpp runs too), one thread per element, one read of each tensor.
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/device_utils.cuh"
 #include "ops/cuda_kernels.h"
+#include "optim/update_rules.h"
 
 namespace bridle::cuda {
 namespace {
@@ -11,13 +12,8 @@ __global__ void sgd_step_kernel(float* param, const float* grad, float* momentum
                                 float lr, float momentum, float dampening, float weight_decay,
                                 bool nesterov, bool first) {
   BRIDLE_GRID_STRIDE_LOOP(i, n) {
-    float g = grad[i] + weight_decay * param[i];
-    if (momentum != 0.0f) {
-      const float buf = first ? g : momentum * momentum_buffer[i] + (1.0f - dampening) * g;
-      momentum_buffer[i] = buf;
-      g = nesterov ? g + momentum * buf : buf;
-    }
-    param[i] -= lr * g;
+    update_rules::sgd(param[i], grad[i], momentum_buffer ? momentum_buffer + i : nullptr, lr,
+                      momentum, dampening, weight_decay, nesterov, first);
   }
 }
 
