@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # gpu_bundle.sh: packs what bench/gpu_check.sh runs on the GPU machine into
 # gpu_bundle/ (git-ignored): the CUDA build's binaries, stripped, with every
-# shared library they need that a bare machine may lack, and MNIST when
-# data/mnist exists. The GPU machine has the NVIDIA driver, the CUDA toolkit
+# shared library they need that a bare machine may lack, MNIST when data/mnist
+# exists, and a CIFAR-10 subset when data/cifar10 does (the whole set is 180 MB,
+# too big to carry). The GPU machine has the NVIDIA driver, the CUDA toolkit
 # (cuBLAS) and PyTorch, but none of Debian's -dev libraries (oneDNN, OpenBLAS,
 # HDF5, fmt, spdlog, ...) and no network, so those travel with the binaries.
 #
@@ -17,7 +18,8 @@
 # (lib/CMakeLists.txt).
 #
 # Run:    bash bench/gpu_bundle.sh [build-dir]   (default build-cuda, configured with
-#         -DBRIDLE_CUDA=ON and built: bridle_tests mnist_mlp softmax_kernels_cuda)
+#         -DBRIDLE_CUDA=ON and built: bridle_tests mnist_mlp mnist_cnn cifar10_resnet
+#         softmax_kernels_cuda)
 # Makes:  gpu_bundle/bundle.tar.xz and gpu_bundle/MANIFEST.txt; prints the size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +27,8 @@ build=${1:-build-cuda}
 out=gpu_bundle
 limit_mib=60  # the device machine takes 64 MiB of working tree in all; leave some room
 
-binaries=("$build/tests/bridle_tests" "$build/examples/mnist_mlp"
-          "$build/bench/softmax_kernels_cuda")
+binaries=("$build/tests/bridle_tests" "$build/examples/mnist_mlp" "$build/examples/mnist_cnn"
+          "$build/examples/cifar10_resnet" "$build/bench/softmax_kernels_cuda")
 for binary in "${binaries[@]}"; do
   [[ -x "$binary" ]] || { echo "gpu_bundle: missing $binary (build it first)" >&2; exit 1; }
 done
@@ -57,6 +59,21 @@ done
 if [[ -d data/mnist ]]; then  # a full MNIST epoch; else gpu_check.sh uses the fixtures' subset
   mkdir -p "$staging/data"
   cp -r data/mnist "$staging/data/mnist"
+fi
+# CIFAR-10's binary files are whole records (1 label byte + 3072 pixels) end to
+# end, and the loader takes any number of them per file: the first
+# $cifar_images of each training file and of the test file make a 5000-image
+# training set and a 1000-image test set (~14 MiB packed), enough to time an epoch.
+cifar_source=data/cifar10/cifar-10-batches-bin
+cifar_images=1000
+if [[ -d "$cifar_source" ]]; then
+  cifar_dest="$staging/data/cifar10/cifar-10-batches-bin"
+  mkdir -p "$cifar_dest"
+  for file in data_batch_1.bin data_batch_2.bin data_batch_3.bin data_batch_4.bin \
+              data_batch_5.bin test_batch.bin; do
+    head -c $((cifar_images * 3073)) "$cifar_source/$file" > "$cifar_dest/$file"
+  done
+  cp "$cifar_source/batches.meta.txt" "$cifar_dest/" 2> /dev/null || true
 fi
 
 rm -rf "$out"

@@ -5,18 +5,29 @@
 #   1. unpacks gpu_bundle/bundle.tar.xz, finds cuBLAS, cuDNN and NCCL (the CUDA
 #      toolkit's or PyTorch's), checks with ldd that no library is missing;
 #   2. runs the CUDA tests (bridle_tests --gtest_filter='Cuda*:Cudnn*': every CUDA
-#      op against the CPU one, gradcheck through the GPU, the allocators, and
-#      conv / pooling / batch norm through cuDNN);
+#      op against the CPU one, gradcheck through the GPU, the allocators,
+#      conv / pooling / batch norm through cuDNN, and a few training steps of
+#      MnistCnn and a CIFAR ResNet against the same steps on the CPU);
 #   3. trains mnist_mlp for one epoch with --device cuda (data/mnist when the
 #      bundle has it, else the fixtures' 500-image subset): the model moves to
 #      the GPU (Module::to) and each batch follows it;
-#   4. benchmarks the softmax kernels against a device-to-device copy, and
+#   4. trains mnist_cnn (convolutions and pooling through cuDNN, dropout) for
+#      one epoch with --device cuda, on the same data;
+#   5. times one epoch of the CIFAR-10 ResNet-20 with --device cuda on the
+#      bundle's CIFAR-10 subset (gpu_bundle.sh cuts 1000 images from each
+#      training file and the test file when data/cifar10 exists; without it the
+#      step says so and is skipped): images/s and train_seconds land in
+#      cifar10_resnet.json;
+#   6. runs the NCCL tests (bridle_tests --gtest_filter='Nccl*': the process
+#      group and DistributedDataParallel on one rank), a step of its own: they
+#      start MPI as a singleton, and a failure there must not hide the others;
+#   7. benchmarks the softmax kernels against a device-to-device copy, and
 #      PyTorch's on the same shapes when python3 has torch.
 # Each step's exit status is kept; the script ends with a summary and fails if
 # any step failed. With $OUT set (the device tool's output folder) the log and
 # the JSON lines are written there too.
 #
-# Run there:  bash bench/gpu_check.sh            (carry gpu_bundle; about 2-3 minutes)
+# Run there:  bash bench/gpu_check.sh            (carry gpu_bundle; about 3-4 minutes)
 # Run here:   bash bench/gpu_check.sh --no-gpu   (no GPU: the binaries must start,
 #             report CUDA unavailable cleanly and skip the GPU tests)
 set -uo pipefail
@@ -110,20 +121,53 @@ cuda_tests() {
 }
 step "cuda tests" cuda_tests
 
+# Without a GPU an example must refuse --device cuda (exit status not 0); with
+# one it must succeed. refused_or_ran RC prints nothing and returns the verdict.
+refused_or_ran() {
+  local rc=$1
+  if ((!expect_gpu)); then ((rc != 0)) && return 0 || return 1; fi
+  return "$rc"
+}
+
 # --- 3. one epoch of mnist_mlp on the GPU ----------------------------------------------
 mnist="$work/data/mnist"
 [[ -d "$mnist" ]] || mnist="$repo/tests/fixtures/mnist_subset"
 mnist_epoch() {
   "$work/bin/mnist_mlp" --device cuda --epochs 1 --data "$mnist" --heldout 0 \
     --metrics-out "$results/mnist_mlp.json"
-  local rc=$?
-  # Without a GPU the example must refuse --device cuda with a clear error.
-  if ((!expect_gpu)); then ((rc != 0)) && return 0 || return 1; fi
-  return "$rc"
+  refused_or_ran $?
 }
 step "mnist_mlp --device cuda" mnist_epoch
 
-# --- 4. the softmax kernels --------------------------------------------------------------
+# --- 4. one epoch of mnist_cnn on the GPU ----------------------------------------------
+mnist_cnn_epoch() {
+  "$work/bin/mnist_cnn" --device cuda --epochs 1 --data "$mnist" --heldout 0 \
+    --metrics-out "$results/mnist_cnn.json"
+  refused_or_ran $?
+}
+step "mnist_cnn --device cuda" mnist_cnn_epoch
+
+# --- 5. one timed epoch of ResNet-20 on the bundle's CIFAR-10 subset ------------------
+cifar="$work/data/cifar10"
+cifar_epoch() {
+  if [[ ! -d "$cifar" ]]; then
+    echo "no CIFAR-10 in the bundle (data/cifar10 was missing where it was packed): skipped"
+    return 0
+  fi
+  "$work/bin/cifar10_resnet" --device cuda --recipe quick --epochs 1 --data "$cifar" \
+    --heldout 0 --metrics-out "$results/cifar10_resnet.json"
+  refused_or_ran $?
+}
+step "cifar10_resnet --device cuda" cifar_epoch
+
+# --- 6. the NCCL tests -------------------------------------------------------------------
+nccl_tests() {
+  "$work/bin/bridle_tests" --gtest_filter='Nccl*' \
+    --gtest_output="json:$results/nccl_tests.json"
+}
+step "nccl tests" nccl_tests
+
+# --- 7. the softmax kernels --------------------------------------------------------------
 bench() {
   local shape rc=0
   for shape in "4096 50000" "64 50000" "4096 1000" "256 10"; do
@@ -131,8 +175,7 @@ bench() {
     "$work/bin/softmax_kernels_cuda" --rows "$1" --n "$2" | tee -a "$results/softmax_cuda.jsonl"
     ((PIPESTATUS[0] == 0)) || rc=1
   done
-  if ((!expect_gpu)); then ((rc != 0)) && return 0 || return 1; fi
-  return "$rc"
+  refused_or_ran "$rc"
 }
 step "softmax bench (bridle)" bench
 

@@ -6,8 +6,10 @@
 //   y = x * mask,  mask_i = 1 / (1 - p) with probability 1 - p, else 0
 //   dx += dy * mask                                    (the saved mask)
 // The mask is drawn from the given Generator, one uniform draw per element in
-// order, so a seed fixes it on any thread count. Not training, or p = 0, returns x
-// itself; p = 1 returns zeros (with zero gradient); p outside [0, 1] is an error.
+// order, so a seed fixes it on any thread count, and on either device: for a CUDA
+// tensor the mask is drawn the same way on the host and copied over (dropout.cu).
+// Not training, or p = 0, returns x itself; p = 1 returns zeros (with zero
+// gradient); p outside [0, 1] is an error.
 #pragma once
 
 #include "core/factory.h"

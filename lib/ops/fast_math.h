@@ -50,6 +50,8 @@ float row_exp_sum_max(const float* x, int64_t n, float shift, float scale, float
 float row_dot(const float* a, const float* b, int64_t n);
 void row_exp_axpy(float* dst, const float* x, int64_t n, float shift, float coef, const float* b,
                   float b_coef, bool accumulate);
+void row_affine_min(float* y, const float* x, int64_t n, float shift, float mul, float sub,
+                    float upper);
 }  // namespace avx512
 #define BRIDLE_DISPATCH_AVX512(call) \
   if (detail::use_avx512) return avx512::call
@@ -292,6 +294,24 @@ inline void row_exp_axpy(float* dst, const float* x, int64_t n, float shift, flo
   else
     add_or_store(dst, n, accumulate,
                  [=](int64_t j) { return fast_exp(x[j] - shift) * coef + b_coef; });
+}
+
+// y[j] = min((x_j - shift) * mul - sub, upper), j in [0, n): the second pass of
+// softmax (from the exps: shift 0, sub 0, upper 1) and of log_softmax (from x:
+// upper 0), where the output is written; y may be x.
+inline void row_affine_min(float* y, const float* x, int64_t n, float shift, float mul, float sub,
+                           float upper) {
+#ifdef BRIDLE_AVX512_KERNELS
+  if (detail::use_avx512) {
+    avx512::row_affine_min(y, x, n, shift, mul, sub, upper);
+    return;
+  }
+#endif
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const float v = (x[j] - shift) * mul - sub;
+    y[j] = v < upper ? v : upper;
+  }
 }
 
 #undef BRIDLE_DISPATCH_AVX512

@@ -214,4 +214,16 @@ void row_exp_axpy(float* dst, const float* x, int64_t n, float shift, float coef
   }
 }
 
+void row_affine_min(float* y, const float* x, int64_t n, float shift, float mul, float sub,
+                    float upper) {
+  const __m512 vshift = _mm512_set1_ps(shift), vmul = _mm512_set1_ps(mul),
+               vsub = _mm512_set1_ps(sub), vupper = _mm512_set1_ps(upper);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 mask = n - j < 16 ? tail(n - j) : static_cast<__mmask16>(0xffff);
+    const __m512 v = _mm512_maskz_loadu_ps(mask, x + j);
+    const __m512 a = _mm512_fmsub_ps(_mm512_sub_ps(v, vshift), vmul, vsub);
+    _mm512_mask_storeu_ps(y + j, mask, _mm512_min_ps(a, vupper));
+  }
+}
+
 }  // namespace bridle::avx512

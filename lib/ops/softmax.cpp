@@ -91,18 +91,22 @@ namespace {
 constexpr int64_t kParallelWork = 1 << 15;  // rows * n below this: one thread
 constexpr int64_t kMaxBlocks = 256;
 
-int64_t block_size(int64_t n) { return std::max<int64_t>(1024, (n + kMaxBlocks - 1) / kMaxBlocks); }
+// A row up to kWholeRow long is one block; a longer one is cut into blocks of at
+// least kMinBlock elements (2 KB: the pipeline's writes of one row and exps of
+// the next interleave finely; 4 and 16 KB blocks measured slower, 1 KB the
+// same). At most kMaxBlocks of them.
+constexpr int64_t kWholeRow = 1024;
+constexpr int64_t kMinBlock = 512;
+int64_t block_size(int64_t n) {
+  return n <= kWholeRow ? std::max<int64_t>(n, 1)
+                        : std::max<int64_t>(kMinBlock, (n + kMaxBlocks - 1) / kMaxBlocks);
+}
 
 // How far (in units of the exponent) a block's max may rise above the shift its
 // exps were taken against before the block is redone: e^60 is far from float's
 // overflow at e^88, even summed over a million elements.
 constexpr float kMaxShiftGap = 60.0f;
 constexpr int64_t kShortRow = 64;
-// softmax rows up to this long leave their exps in a small per-thread buffer
-// that stays in L1 between the passes, so the output is only written once;
-// longer rows leave them in the output itself (a buffer of their size would
-// spill to L2 and cost more than the second write to a line already in cache).
-constexpr int64_t kScratchRow = 2048;
 
 // One row's online max and sum, block by block (see online_max_sum).
 struct OnlineRow {
@@ -194,29 +198,21 @@ struct PendingRow {
   float* y = nullptr;  // null: nothing pending
   OnlineRow online;
   float log_sum = 0.0f;
-  float* exps = nullptr;  // softmax: where the first pass left the exps (y or scratch)
 };
 
 // The second pass over block b = [begin, end) of a pending row: log_softmax
 // from x (still in cache), softmax by rescaling the block's exps.
 void write_block(const PendingRow& row, int64_t begin, int64_t end, int64_t b, float inv_temp,
                  bool log) {
-  float* y = row.y;
-  if (log) {
-    const float* x = row.x;
-    const float max = row.online.max, log_sum = row.log_sum;
-#pragma omp simd
-    for (int64_t j = begin; j < end; ++j) y[j] = (x[j] - max) * inv_temp - log_sum;
+  if (log) {  // log_softmax <= 0, as finish_row keeps it
+    row_affine_min(row.y + begin, row.x + begin, end - begin, row.online.max, inv_temp, row.log_sum,
+                   0.0f);
     return;
   }
   const float scale =
       fast_exp((row.online.block_shift[b] - row.online.max) * inv_temp) / row.online.sum;
-  const float* e = row.exps;
-#pragma omp simd
-  for (int64_t j = begin; j < end; ++j) {  // p <= 1 (see finish_row), written as one vminps
-    const float p = e[j] * scale;
-    y[j] = p < 1.0f ? p : 1.0f;
-  }
+  // p <= 1, as finish_row keeps it
+  row_affine_min(row.y + begin, row.y + begin, end - begin, 0.0f, scale, 0.0f, 1.0f);
 }
 
 }  // namespace
@@ -237,8 +233,6 @@ int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, f
     const int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
     const int64_t row_begin = rows * thread / threads, row_end = rows * (thread + 1) / threads;
     PendingRow slots[2];
-    const bool scratch = !log && n <= kScratchRow;
-    std::vector<float> scratch_exps(scratch ? 2 * n : 0);
     PendingRow* current = &slots[0];  // pointers, swapped: a PendingRow is 1 KB
     PendingRow* previous = &slots[1];
     for (int64_t r = row_begin; r <= row_end; ++r) {
@@ -247,13 +241,12 @@ int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, f
         current->x = inp + r * n;
         current->y = out + r * n;
         current->online.start();
-        current->exps = scratch ? scratch_exps.data() + (current - slots) * n : current->y;
       }
       for (int64_t begin = 0, b = 0; begin < n; begin += block, ++b) {
         const int64_t end = std::min(n, begin + block);
         if (has_row && current->online.ok)
           online_block(current->online, current->x, begin, end - begin, b, inv_temp,
-                       log ? nullptr : current->exps);
+                       log ? nullptr : current->y);
         if (previous->y) write_block(*previous, begin, end, b, inv_temp, log);
       }
       previous->y = nullptr;

@@ -173,6 +173,9 @@ void AdamBase::load_state(const OptimizerState& state) {
     optim_detail::check_nonnegative_tensor(type, "max_exp_avg_sq", i, max_exp_avg_sq[i]);
     if (!has) steps[i] = 0;
   }
+  optim_detail::to_param_devices(exp_avg, params_);
+  optim_detail::to_param_devices(exp_avg_sq, params_);
+  optim_detail::to_param_devices(max_exp_avg_sq, params_);
   options_ = options;
   groups_ = std::move(groups);
   step_count_ = state.step_count;

@@ -94,16 +94,28 @@ inline std::vector<int64_t> read_steps(const OptimizerState& state, const std::s
   return steps;
 }
 
-// The tensors of one kind, copied (undefined where the state has none, and
-// everywhere when it lacks the kind).
+// The tensors of one kind, copied to the host (undefined where the state has
+// none, and everywhere when it lacks the kind).
 inline std::vector<Tensor> clone_kind(const OptimizerState& state, const std::string& kind,
                                       size_t num_params) {
   std::vector<Tensor> out(num_params);
   auto it = state.per_parameter.find(kind);
   if (it == state.per_parameter.end()) return out;
-  for (size_t i = 0; i < num_params; ++i)
-    if (it->second[i].defined()) out[i] = it->second[i].clone();
+  for (size_t i = 0; i < num_params; ++i) {
+    const Tensor& t = it->second[i];
+    // On the host, where load_state validates the values (check_nonnegative_tensor);
+    // to_param_devices then moves them next to their parameters.
+    if (t.defined()) out[i] = t.device().is_cpu() ? t.clone() : t.cpu();
+  }
   return out;
+}
+
+// Moves each defined state tensor to its parameter's device: a checkpoint is read
+// into host memory, and a model trained with --device cuda updates on the GPU.
+inline void to_param_devices(std::vector<Tensor>& state, const std::vector<Tensor>& params) {
+  for (size_t i = 0; i < state.size(); ++i)
+    if (state[i].defined() && state[i].device() != params[i].device())
+      state[i] = state[i].to(params[i].device());
 }
 
 // Parameter i must hold a `kind` tensor exactly when it has a step count and

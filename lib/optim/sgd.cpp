@@ -7,6 +7,7 @@
 #include "core/cuda/cuda.h"
 #include "core/factory.h"
 #include "ops/cuda_kernels.h"
+#include "optim/optimizer_util.h"
 #include "optim/update_rules.h"
 
 namespace bridle {
@@ -129,6 +130,7 @@ void SGD::load_state(const OptimizerState& state) {
       buffers[i] = saved->second[i].clone();
     }
   }
+  optim_detail::to_param_devices(buffers, params_);  // a checkpoint's are on the host
   options_ = options;
   groups_ = std::move(groups);
   step_count_ = state.step_count;

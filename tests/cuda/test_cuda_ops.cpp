@@ -297,6 +297,52 @@ TEST(CudaReduce, SumMeanArgmaxMatchCpu) {
   }
 }
 
+// --- dropout ---------------------------------------------------------------------------
+
+// The mask is drawn on the host from the op's generator (dropout.cpp), so the same
+// seed must give bit-identical outputs and gradients on both devices: atol = rtol = 0.
+TEST(CudaDropout, SameSeedSameOutputAndGradientAsCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  for (const Shape& shape : {Shape{8, 64, 12, 12}, Shape{1000, 3}, Shape{7}}) {
+    Tensor x = randn(shape);
+    Tensor g = randn(shape);
+    for (float p : {0.25f, 0.5f, 0.9f, 1.0f}) {
+      const std::string what = "dropout p=" + std::to_string(p) + " " + shape_str(shape);
+      Generator cpu_gen(42), gpu_gen(42);
+      Results cpu = run_on(Device::cpu(), x, g,
+                           [&](const Tensor& t) { return dropout(t, p, true, cpu_gen); });
+      Results gpu =
+          run_on(kGpu, x, g, [&](const Tensor& t) { return dropout(t, p, true, gpu_gen); });
+      expect_matches_cpu(gpu.out, cpu.out, what + " forward", 0.0f, 0.0f);
+      expect_matches_cpu(gpu.grad, cpu.grad, what + " backward", 0.0f, 0.0f);
+      // Both generators made the same draws, so the next masks match too.
+      EXPECT_EQ(gpu_gen.uniform(0.0f, 1.0f), cpu_gen.uniform(0.0f, 1.0f)) << what;
+    }
+  }
+}
+
+TEST(CudaDropout, GradientAccumulatesIntoAnExistingOne) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = randn({300});
+  Tensor g = randn({300});
+  Generator cpu_gen(3), gpu_gen(3);
+  // x feeds both dropout and the add: the second gradient adds into the first.
+  Results cpu = run_on(Device::cpu(), x, g,
+                       [&](const Tensor& t) { return dropout(t, 0.5f, true, cpu_gen) * 2.0f + t; });
+  Results gpu = run_on(kGpu, x, g,
+                       [&](const Tensor& t) { return dropout(t, 0.5f, true, gpu_gen) * 2.0f + t; });
+  expect_matches_cpu(gpu.out, cpu.out, "2 dropout(x) + x forward");
+  expect_matches_cpu(gpu.grad, cpu.grad, "2 dropout(x) + x backward");
+}
+
+TEST(CudaDropout, NotTrainingReturnsTheInputOnTheGpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = randn({4, 5}).cuda();
+  Generator gen(1);
+  EXPECT_TRUE(dropout(x, 0.5f, /*training=*/false, gen).same(x));
+  EXPECT_TRUE(dropout(x, 0.0f, /*training=*/true, gen).same(x));
+}
+
 // --- optimizers and a whole training step ----------------------------------------------
 
 template <typename MakeOptimizer>
@@ -337,6 +383,38 @@ TEST(CudaOptimizers, SgdAndAdamMatchCpu) {
   });
   expect_optimizer_matches("AdamW", [](std::vector<Tensor> p) {
     return std::make_unique<AdamW>(p, AdamWOptions{.lr = 0.01f, .weight_decay = 1e-2f});
+  });
+}
+
+// --resume with --device cuda: the state comes from a checkpoint, on the host, and
+// must land next to the parameters on the GPU.
+template <typename MakeOptimizer>
+void expect_host_state_resumes_on_the_gpu(const std::string& what, MakeOptimizer make) {
+  Tensor w = leaf_on(randn({16, 9}), Device::cpu());
+  auto cpu_optimizer = make(std::vector<Tensor>{w});
+  for (int step = 0; step < 2; ++step) {
+    w.set_grad(randn({16, 9}));
+    cpu_optimizer->step();
+  }
+  Tensor w_gpu = leaf_on(w.detach(), kGpu);
+  auto gpu_optimizer = make(std::vector<Tensor>{w_gpu});
+  gpu_optimizer->load_state(cpu_optimizer->state());
+  Tensor g = randn({16, 9});
+  w.set_grad(g);
+  cpu_optimizer->step();
+  w_gpu.set_grad(g.cuda());
+  gpu_optimizer->step();
+  expect_matches_cpu(w_gpu.detach(), w.detach(), what + " weight after a resumed step", 1e-6f,
+                     1e-5f);
+}
+
+TEST(CudaOptimizers, HostStateResumesOnTheGpu) {
+  BRIDLE_REQUIRE_CUDA();
+  expect_host_state_resumes_on_the_gpu("SGD momentum", [](std::vector<Tensor> p) {
+    return std::make_unique<SGD>(p, SGDOptions{.lr = 0.05f, .momentum = 0.9f});
+  });
+  expect_host_state_resumes_on_the_gpu("Adam amsgrad", [](std::vector<Tensor> p) {
+    return std::make_unique<Adam>(p, AdamOptions{.lr = 0.01f, .amsgrad = true});
   });
 }
 

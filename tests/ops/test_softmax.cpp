@@ -132,7 +132,7 @@ TEST(Softmax, FastKernelMatchesNaive) {
   });
 }
 
-// The fast forward reads a row once, block by block (1024 elements), taking each
+// The fast forward reads a row once, block by block (512 elements), taking each
 // block's exps against a shift that trails the running maximum (by at most 60)
 // and rescaling afterwards: rows whose maximum comes late (a little, or far
 // beyond the gap, which redoes the block), whose first block is all -inf, or
@@ -145,7 +145,7 @@ TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
     Tensor x = randn({5, n}, gen);
     for (int64_t j = 0; j < n; ++j) {
       x.set({0, j}, static_cast<double>(j) * 0.01);  // rising: every block raises the max
-      if (j < 1500) x.set({1, j}, -kInf);            // first block (and a half) all -inf
+      if (j < 1500) x.set({1, j}, -kInf);            // the first blocks all -inf
       x.set({2, j}, x.at({2, j}) * 30.0 - 200.0);    // a wide, negative range
     }
     x.set({3, n - 1}, 80.0);  // one large value at the very end: beyond the gap
