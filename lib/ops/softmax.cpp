@@ -73,13 +73,13 @@ void softmax_backward_naive(float* dinp, const float* out, const float* dout, in
 // --- Fast path: contiguous rows, simd loops, OpenMP over rows. -------------------
 //
 // A row is read from memory once. Its first pass goes block by block (a block
-// stays in L1): the block's exps against a shift (the running max so far, which
-// only grows), with the block's own max taken in the same loop; each block
-// remembers the shift it used, and the second pass (over a row still in cache)
-// rescales it by exp(shift - row max) / sum. This is the online softmax of
-// Milakov & Gimelshein (2018), blocked so the loops vectorize, with the shift
-// allowed to trail the max (by at most kMaxShiftGap) so no block needs a pass
-// of its own for its max.
+// stays in L1): the block's exps against a shift (an element of the row, at
+// most kMaxShiftGap below the max seen so far), with the block's own max taken
+// in the same loop; each block remembers the shift it used, and the second pass
+// (over a row still in cache) rescales it by exp(block shift - final shift) /
+// sum. This is the online softmax of Milakov & Gimelshein (2018), blocked so the
+// loops vectorize, with the shift allowed to trail the max so no block needs a
+// pass of its own for its max.
 //
 // The first pass is bound by the exps, the second by the memory it writes; so
 // each thread runs them a row apart, block by block (row r's first pass, then
@@ -108,41 +108,45 @@ int64_t block_size(int64_t n) {
 constexpr float kMaxShiftGap = 60.0f;
 constexpr int64_t kShortRow = 64;
 
-// One row's online max and sum, block by block (see online_max_sum).
+// One row's online max and sum, block by block (see online_block).
 struct OnlineRow {
-  float max = -std::numeric_limits<float>::infinity();
-  float sum = 0.0f;
+  float shift = -std::numeric_limits<float>::infinity();  // what the sum is relative to
+  float max = -std::numeric_limits<float>::infinity();    // the row's max so far
+  float sum = 0.0f;                                       // sum of e^((x - shift) / T)
   float block_shift[kMaxBlocks];  // the shift each block's exps were taken against
   bool ok = true;                 // false: NaN, +inf or (at the end) no finite max
 
   void start() {  // a new row (block_shift is written before it is read)
-    max = -std::numeric_limits<float>::infinity();
+    shift = max = -std::numeric_limits<float>::infinity();
     sum = 0.0f;
     ok = true;
   }
 };
 
 // Block b = [begin, begin + len) of a row: its exps against the row's shift into
-// e (when not null), added to row.sum. The shift starts at the row's first
-// element and rises to the running max after each block, so each block's max
-// comes out of the same pass as its exps (row_exp_sum_max) instead of a pass of
-// its own; a block whose max is more than kMaxShiftGap above the shift is redone
-// against its max. Sets row.ok to false for a NaN or +inf.
+// e (when not null), added to row.sum. The shift is the row's first element, and
+// each block's max comes out of the same pass as its exps (row_exp_sum_max):
+// the shift stays put until a block's max rises more than kMaxShiftGap above it
+// (the block's exps may have overflowed), and then that block is redone against
+// its max, the sum so far rescaled. Nothing else is rescaled: the sum may stay
+// relative to an element below the max, and the second pass and logsumexp use
+// the shift as they find it (which keeps the scalar exp of a rescale out of the
+// chain every row ends with). Sets row.ok to false for a NaN or +inf.
 void online_block(OnlineRow& row, const float* x, int64_t begin, int64_t len, int64_t b,
                   float inv_temp, float* e) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
   float* block_e = e ? e + begin : nullptr;
-  // A first shift; a short row's separate max pass costs less than a rescale.
-  if (row.max == -kInf && len > kShortRow && std::isfinite(x[begin])) row.max = x[begin];
+  // A first shift; a short row's separate max pass costs less than a redo.
+  if (row.shift == -kInf && len > kShortRow && std::isfinite(x[begin])) row.shift = x[begin];
   bool has_nan = false;
   float m = -kInf;
-  if (row.max == -kInf) {  // no finite shift yet (leading -inf): the block's max first
+  if (row.shift == -kInf) {  // no finite shift yet (leading -inf): the block's max first
     m = row_max(x + begin, len, has_nan);
     if (has_nan || m == kInf) {
       row.ok = false;
       return;
     }
-    row.max = m;
+    row.shift = row.max = m;
     row.block_shift[b] = m;  // all -inf so far: the second pass scales by exp(-inf) = 0
     if (m == -kInf) {
       if (e) std::fill(block_e, block_e + len, 0.0f);
@@ -151,43 +155,39 @@ void online_block(OnlineRow& row, const float* x, int64_t begin, int64_t len, in
     row.sum += row_exp_sum(x + begin, len, m, inv_temp, block_e);
     return;
   }
-  const float block_sum = row_exp_sum_max(x + begin, len, row.max, inv_temp, block_e, m, has_nan);
+  const float block_sum = row_exp_sum_max(x + begin, len, row.shift, inv_temp, block_e, m, has_nan);
   if (has_nan || m == kInf) {
     row.ok = false;
     return;
   }
-  if ((m - row.max) * inv_temp > kMaxShiftGap) {  // e^(x - shift) may have overflowed: redo
-    row.sum *= fast_exp((row.max - m) * inv_temp);
-    row.max = m;
+  row.max = std::max(row.max, m);
+  if ((m - row.shift) * inv_temp > kMaxShiftGap) {  // e^(x - shift) may have overflowed: redo
+    row.sum *= fast_exp((row.shift - m) * inv_temp);
+    row.shift = m;
     row.block_shift[b] = m;
     row.sum += row_exp_sum(x + begin, len, m, inv_temp, block_e);
     return;
   }
-  row.block_shift[b] = row.max;
+  row.block_shift[b] = row.shift;
   row.sum += block_sum;
-  if (m > row.max) {
-    row.sum *= fast_exp((row.max - m) * inv_temp);
-    row.max = m;
-  }
 }
 
-// After a row's last block: `max` is the row's max and `sum` relative to it.
+// After a row's last block: `sum` is relative to `shift`, an element of the row.
 void finish_row(OnlineRow& row) {
-  // The max element's own term is exactly 1 in exact arithmetic; taken against a
-  // trailing shift and scaled back, rounding can leave the sum a hair below it,
-  // and log_softmax a hair above 0.
+  // The shift's own term is e^0 = 1, so the sum is at least 1; and rounding must
+  // not take log_softmax above 0 or softmax above 1 (see write_block).
   row.sum = std::max(row.sum, 1.0f);
   row.ok = row.ok && std::isfinite(row.max);
 }
 
 // The whole first pass over a row (online_block over its blocks).
-bool online_max_sum(const float* x, int64_t n, float inv_temp, float& max, float& sum) {
+bool online_shift_sum(const float* x, int64_t n, float inv_temp, float& shift, float& sum) {
   OnlineRow row;
   const int64_t block = block_size(n);
   for (int64_t begin = 0, b = 0; begin < n && row.ok; begin += block, ++b)
     online_block(row, x, begin, std::min(block, n - begin), b, inv_temp, nullptr);
   finish_row(row);
-  max = row.max;
+  shift = row.shift;
   sum = row.sum;
   return row.ok;
 }
@@ -205,12 +205,12 @@ struct PendingRow {
 void write_block(const PendingRow& row, int64_t begin, int64_t end, int64_t b, float inv_temp,
                  bool log) {
   if (log) {  // log_softmax <= 0, as finish_row keeps it
-    row_affine_min(row.y + begin, row.x + begin, end - begin, row.online.max, inv_temp, row.log_sum,
-                   0.0f);
+    row_affine_min(row.y + begin, row.x + begin, end - begin, row.online.shift, inv_temp,
+                   row.log_sum, 0.0f);
     return;
   }
   const float scale =
-      fast_exp((row.online.block_shift[b] - row.online.max) * inv_temp) / row.online.sum;
+      fast_exp((row.online.block_shift[b] - row.online.shift) * inv_temp) / row.online.sum;
   // p <= 1, as finish_row keeps it
   row_affine_min(row.y + begin, row.y + begin, end - begin, 0.0f, scale, 0.0f, 1.0f);
 }
@@ -218,9 +218,9 @@ void write_block(const PendingRow& row, int64_t begin, int64_t end, int64_t b, f
 }  // namespace
 
 float row_logsumexp(const float* x, int64_t n) {
-  float max = 0.0f, sum = 0.0f;
-  if (!online_max_sum(x, n, 1.0f, max, sum)) return std::numeric_limits<float>::quiet_NaN();
-  return max + std::log(sum);
+  float shift = 0.0f, sum = 0.0f;
+  if (!online_shift_sum(x, n, 1.0f, shift, sum)) return std::numeric_limits<float>::quiet_NaN();
+  return shift + std::log(sum);
 }
 
 int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, float inv_temp,
