@@ -94,12 +94,6 @@ void sum_backward(float* dinp, const float* dout, int64_t outer, int64_t n, int6
 // index[o, i] = the first k with the largest inp[o, k, i] (NaN counts as largest).
 void argmax(int64_t* index, const float* inp, int64_t outer, int64_t n, int64_t inner);
 
-// --- dropout.cu ---------------------------------------------------------------------
-// mask: the op's mask (0 or 1 / (1 - p) per element), drawn on the host and copied
-// to the device. y = x * mask;  dx (+)= dy * mask.
-void dropout_forward(float* y, const float* x, const float* mask, int64_t n);
-void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n, bool accumulate);
-
 // --- conv.cu, pool.cu, batch_norm.cu: through cuDNN (built with BRIDLE_WITH_CUDNN) ----
 // NCHW float32, contiguous. Gradients follow cuDNN's alpha / beta: with
 // `accumulate` they add into the buffer (beta = 1), without they overwrite it.

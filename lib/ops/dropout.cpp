@@ -1,5 +1,5 @@
-// Dropout: the op, its backward and CPU kernels; see dropout.h. The CUDA
-// kernels are in dropout.cu.
+// Dropout: the op, its backward and CPU kernels; see dropout.h. On a GPU it is
+// the elementwise multiply by a mask drawn here (dropout_cuda).
 //
 // Backward: y = x * mask with mask fixed by the forward's draws, so
 //   dx += dy * mask.
@@ -8,8 +8,7 @@
 #include <cmath>
 
 #include "autograd/node.h"
-#include "core/cuda/cuda.h"
-#include "ops/cuda_kernels.h"
+#include "ops/elementwise.h"
 #include "ops/op_utils.h"
 
 namespace bridle {
@@ -46,43 +45,18 @@ Tensor draw_mask(const Shape& shape, float p, Generator& gen) {
   return mask;
 }
 
-// The backward of dropout_cuda. A function of its own, not a lambda inside the
-// discarded branch below: GCC still emits such a lambda's body at -O0, and a
-// CPU-only Debug build would then miss cuda::dropout_backward at link time.
-void dropout_backward_cuda(const Tensor& x, const Tensor& mask, const Tensor& dy) {
-#ifdef BRIDLE_WITH_CUDA
-  cuda::DeviceGuard guard(x.device());
-  write_grad(x, [&](float* dx, bool accumulate) {
-    cuda::dropout_backward(dx, dy.data<float>(), mask.data<float>(), x.numel(), accumulate);
-  });
-#else
-  (void)x, (void)mask, (void)dy;
-  BRIDLE_FAIL("dropout backward: this build has no CUDA backend");
-#endif
-}
-
 // Dropout on a GPU. The mask is drawn on the host, from the same generator in
 // the same order as the CPU op's, and then copied over: a seed gives the same
 // mask on either device, so a run on the GPU drops the same units as on the
-// CPU, and a checkpoint's generator state means the same thing on both. It
-// travels as float (0 or 1 / (1 - p)), the CPU op's own mask: tensors have no
-// byte dtype yet, and multiplying by the very same floats makes y and dx
+// CPU, and a checkpoint's generator state means the same thing on both. Then
+// y = x * mask is the elementwise multiply, whose CUDA kernel and backward
+// (dx += dy * mask; the mask is a constant) exist already. The mask travels as
+// float, the CPU op's own: multiplying by the very same floats makes y and dx
 // bit-identical to the CPU op's. The price is 4 bytes per element over the bus
-// each step (2.4 MB for mnist_cnn's first dropout at batch 64); a byte or bit
-// mask, or a generator on the device, would cut it if it ever shows up in a
-// profile.
+// each step (2.4 MB for mnist_cnn's first dropout at batch 64); a byte mask or
+// a generator on the device would cut it if it ever shows up in a profile.
 Tensor dropout_cuda(const Tensor& x, const Tensor& host_mask) {
-  if constexpr (!kCudaBuild) {
-    BRIDLE_FAIL("dropout: this build has no CUDA backend");
-  } else {
-    cuda::DeviceGuard guard(x.device());
-    Tensor mask = host_mask.to(x.device());
-    Tensor y = Tensor::empty(x.shape(), x.device());
-    cuda::dropout_forward(y.data<float>(), x.data<float>(), mask.data<float>(), x.numel());
-    return record(y, "dropout", {x}, [x, mask](const Tensor& dy, const Tensor&) {
-      dropout_backward_cuda(x, mask, dy);
-    });
-  }
+  return x * host_mask.to(x.device());
 }
 
 }  // namespace
