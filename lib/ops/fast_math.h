@@ -45,8 +45,6 @@ extern bool use_avx512;  // simd_path() == kAvx512, read once per row
 namespace avx512 {
 float row_max(const float* x, int64_t n, bool& has_nan);
 float row_exp_sum(const float* x, int64_t n, float shift, float scale, float* e);
-float row_exp_sum_max(const float* x, int64_t n, float shift, float scale, float* e, float& max,
-                      bool& has_nan);
 float row_dot(const float* a, const float* b, int64_t n);
 void row_exp_axpy(float* dst, const float* x, int64_t n, float shift, float coef, const float* b,
                   float b_coef, bool accumulate);
@@ -60,15 +58,15 @@ void row_affine_min(float* y, const float* x, int64_t n, float shift, float mul,
 #endif
 
 // e^x with a relative error below 2e-7 on [-87.3, 88.3]; exact 0 below (including
-// -inf) and +inf above 88.73. The softmax family only calls it on x - max <= 0.
-// NaN is not propagated: callers check their inputs. Cephes-style: split
+// -inf), e^88.3 up to 88.73 and +inf above; NaN gives NaN. Cephes-style: split
 // x = n ln2 + r with |r| <= ln2/2, approximate e^r by a degree-6 polynomial,
 // then scale by 2^n through the exponent bits.
 [[gnu::always_inline]] inline float fast_exp(float x) {
   const float kLog2e = 1.44269504088896341f;
   const float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  // Ternaries, not fmin/fmax: they vectorize to min/max instructions.
-  float clamped = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  // Ternaries, not fmin/fmax: they vectorize to min/max instructions. NaN is
+  // clamped too (no NaN reaches the integer conversion) and put back at the end.
+  float clamped = x >= -87.3f ? (x > 88.3f ? 88.3f : x) : -87.3f;
   float n = std::nearbyint(clamped * kLog2e);
   float r = clamped - n * kLn2Hi - n * kLn2Lo;
   float p = 1.9875691500e-4f;
@@ -83,14 +81,16 @@ void row_affine_min(float* y, const float* x, int64_t n, float shift, float mul,
   std::memcpy(&scale, &bits, sizeof(scale));
   float result = p * scale;
   result = x < -87.3f ? 0.0f : result;
-  return x > 88.73f ? INFINITY : result;
+  result = x > 88.73f ? INFINITY : result;
+  return x == x ? result : x;
 }
 
 #ifdef BRIDLE_AVX2
-// fast_exp on 8 lanes, step for step (NaN lanes give garbage; callers check).
+// fast_exp on 8 lanes, step for step. NaN lanes stay NaN: maxps and minps return
+// their second operand when either is NaN, so x goes second.
 inline __m256 fast_exp8(__m256 x) {
   const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.3f);
-  const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  const __m256 clamped = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(clamped, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), clamped);
@@ -161,7 +161,11 @@ inline float row_max(const float* x, int64_t n, bool& has_nan) {
 }
 
 // sum_j e_j with e_j = fast_exp((x_j - shift) * scale), j in [0, n); also
-// stores e_j into e unless it is null.
+// stores e_j into e unless it is null. Every path keeps this promise, which the
+// online softmax builds on instead of a max pass (checked over every float in
+// the tests): a NaN x_j makes the sum NaN, and an argument (x_j - shift) * scale
+// of 61 or more (+inf included) makes it above e^60 or not finite (+inf, NaN or,
+// for arguments past 4.6e7 on AVX-512, -inf).
 inline float row_exp_sum(const float* x, int64_t n, float shift, float scale, float* e) {
   BRIDLE_DISPATCH_AVX512(row_exp_sum(x, n, shift, scale, e));
   float sum = 0.0f;
@@ -197,17 +201,6 @@ inline float row_exp_sum(const float* x, int64_t n, float shift, float scale, fl
     sum += v;
   }
   return sum;
-}
-
-// row_exp_sum, and in the same read of x what row_max gives: the max of x_j and
-// whether one is NaN. Exps of NaN lanes are garbage (check has_nan), and x_j far
-// above shift overflow: the caller keeps (max - shift) * scale small or redoes
-// the row. One pass on AVX-512; the other paths run the two kernels.
-inline float row_exp_sum_max(const float* x, int64_t n, float shift, float scale, float* e,
-                             float& max, bool& has_nan) {
-  BRIDLE_DISPATCH_AVX512(row_exp_sum_max(x, n, shift, scale, e, max, has_nan));
-  max = row_max(x, n, has_nan);
-  return row_exp_sum(x, n, shift, scale, e);
 }
 
 // sum_j a_j, or sum_j a_j b_j when b is not null, j in [0, n).

@@ -25,30 +25,32 @@ namespace {
 // e^x = 2^k * 2^(j/16) * e^r. The 16 values 2^(j/16) fill one register and are
 // looked up with vpermps; |r| <= ln2/32 ~ 0.0217 leaves e^r to a cubic (the
 // Horner chain fast_exp8 runs needs degree 7 on |r| <= ln2/2), and vscalefps does
-// the 2^k. 11 instructions per 16 lanes, where the Cephes form took 13 (14
+// the 2^k. 10 instructions per 16 lanes, where the Cephes form took 13 (14
 // micro-ops: vrndscaleps is two); they are most of the loop body of every
 // exp-bound kernel below.
 //
 // The steps: one FMA adds 1.5 * 2^19 to x log2(e), which rounds it to a multiple
 // of 1/16: z - 1.5 * 2^19 is n/16 exactly, and z's low 4 mantissa bits are n mod
 // 16 = j, which vpermps reads as the index as they are. vscalefps multiplies by
-// 2^floor(n/16) = 2^k, so n/16 goes to it unchanged. r = x - (n/16) ln2 in two
-// FMAs (Cody-Waite: ln2's high part has 9 bits and n at most 12 in range, so the
-// first product is exact), and e^r = 1 + r + c2 r^2 + c3 r^3, with c2, c3 the
-// minimax pair for |r| <= ln2/32 (error 1.6e-9, against 9e-9 for Taylor's 1/2,
-// 1/6). The result t + (t r)(1 + c2 r + c3 r^2) keeps the table value t as the
-// leading term, so the rounding of the table (up to 4.7e-8 of 2^(j/16)) and of
-// the final FMA make up nearly all the error: measured over every float in
-// [-87.3, 88.72] against double exp, at most 1.08e-7 relative (the Cephes form:
-// 7.5e-8); the tests hold it to 2e-7.
+// 2^floor(n/16) = 2^k, so n/16 goes to it unchanged. r = x - (n/16) ln2 in one
+// FMA with ln2 rounded to float: that misses by (n/16) 1.9e-9, at most 3e-9 |x|,
+// which is e^x for x moved by 1/20 of the rounding x itself carries (the
+// Cody-Waite split into two FMAs would take it to 0, for an instruction more in
+// ten). e^r = 1 + r + c2 r^2 + c3 r^3, with c2, c3 the minimax pair for
+// |r| <= ln2/32 (error 1.6e-9, against 9e-9 for Taylor's 1/2, 1/6). The result
+// t + (t r)(1 + c2 r + c3 r^2) keeps the table value t as the leading term, so
+// the rounding of the table (up to 4.7e-8 of 2^(j/16)) and of the final FMA make
+// up nearly all the rest: measured over every float in [-87.3, 88.72] against
+// double exp, at most 1.08e-7 + 3e-9 |x| relative (the Cephes form: 7.5e-8); the
+// tests hold it to 2e-7 + 3e-9 |x|.
 //
 // Range: below -87.3 (and -inf) the result is masked to an exact 0, as fast_exp's,
 // which also keeps denormals out of the sums; above the largest finite exp
 // (88.72) vscalefps overflows to +inf by itself (no clamp: e^88.5 comes out
 // finite and right, where fast_exp8 clamps at 88.3); NaN gives NaN. From x ~ 4.6e7
-// up (+inf included) z's rounding no longer keeps r small and the result is not
-// to be relied on (the Cephes form's went wrong from 9.3e7): the softmax family
-// only calls it on x - max <= 0, and redoes a block whose shift was too low.
+// up (+inf included) z's rounding no longer keeps r small, but the value is still
+// +inf, -inf or NaN, never finite (the tests check every float from 61): the online
+// softmax counts on it to see, from the sum alone, a block whose shift was too low.
 inline __m512 fast_exp16(__m512 x) {
   const __m512 table = _mm512_setr_ps(  // 2^(j/16), j = 0..15, rounded to nearest
       0x1p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f, 0x1.3dea64p+0f,
@@ -58,8 +60,7 @@ inline __m512 fast_exp16(__m512 x) {
   const __mmask16 in_range = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_NLT_UQ);
   const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
   const __m512 n16 = _mm512_sub_ps(z, shifter);  // n / 16
-  __m512 r = _mm512_fnmadd_ps(n16, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n16, _mm512_set1_ps(-2.12194440e-4f), r);
+  const __m512 r = _mm512_fnmadd_ps(n16, _mm512_set1_ps(0.693147180559945309f), x);
   const __m512 t = _mm512_permutexvar_ps(_mm512_castps_si512(z), table);
   __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(1.666671783e-1f), r, _mm512_set1_ps(5.000161529e-1f));
   q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));
@@ -102,8 +103,8 @@ float row_max(const float* x, int64_t n, bool& has_nan) {
 
 namespace {
 
-// row_exp_sum and row_exp_sum_max, compiled twice: with and without the multiply
-// by scale (see exp_arg).
+// row_exp_sum, compiled twice: with and without the multiply by scale (see
+// exp_arg).
 template <bool kScaled>
 float exp_sum(const float* x, int64_t n, float shift, float scale, float* e) {
   const __m512 vshift = _mm512_set1_ps(shift), vscale = _mm512_set1_ps(scale);
@@ -129,53 +130,11 @@ float exp_sum(const float* x, int64_t n, float shift, float scale, float* e) {
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-template <bool kScaled>
-float exp_sum_max(const float* x, int64_t n, float shift, float scale, float* e, float& max,
-                  bool& has_nan) {
-  const __m512 vshift = _mm512_set1_ps(shift), vscale = _mm512_set1_ps(scale);
-  const __m512 minus_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), max0 = minus_inf, max1 = minus_inf;
-  __mmask16 nan = 0;
-  int64_t j = 0;
-  for (; j + 32 <= n; j += 32) {
-    const __m512 a = _mm512_loadu_ps(x + j), b = _mm512_loadu_ps(x + j + 16);
-    max0 = _mm512_max_ps(max0, a);
-    max1 = _mm512_max_ps(max1, b);
-    nan |= _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q);
-    const __m512 e0 = fast_exp16(exp_arg<kScaled>(a, vshift, vscale));
-    const __m512 e1 = fast_exp16(exp_arg<kScaled>(b, vshift, vscale));
-    if (e) {
-      _mm512_storeu_ps(e + j, e0);
-      _mm512_storeu_ps(e + j + 16, e1);
-    }
-    acc0 = _mm512_add_ps(acc0, e0);
-    acc1 = _mm512_add_ps(acc1, e1);
-  }
-  for (; j < n; j += 16) {
-    const __mmask16 mask = n - j < 16 ? tail(n - j) : static_cast<__mmask16>(0xffff);
-    const __m512 v = _mm512_mask_loadu_ps(minus_inf, mask, x + j);
-    max0 = _mm512_max_ps(max0, v);
-    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    const __m512 e0 = _mm512_maskz_mov_ps(mask, fast_exp16(exp_arg<kScaled>(v, vshift, vscale)));
-    if (e) _mm512_mask_storeu_ps(e + j, mask, e0);
-    acc0 = _mm512_add_ps(acc0, e0);
-  }
-  has_nan = nan != 0;
-  max = _mm512_reduce_max_ps(_mm512_max_ps(max0, max1));
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-}
-
 }  // namespace
 
 float row_exp_sum(const float* x, int64_t n, float shift, float scale, float* e) {
   return scale == 1.0f ? exp_sum<false>(x, n, shift, scale, e)
                        : exp_sum<true>(x, n, shift, scale, e);
-}
-
-float row_exp_sum_max(const float* x, int64_t n, float shift, float scale, float* e, float& max,
-                      bool& has_nan) {
-  return scale == 1.0f ? exp_sum_max<false>(x, n, shift, scale, e, max, has_nan)
-                       : exp_sum_max<true>(x, n, shift, scale, e, max, has_nan);
 }
 
 float row_dot(const float* a, const float* b, int64_t n) {

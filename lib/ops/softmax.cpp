@@ -102,36 +102,39 @@ int64_t block_size(int64_t n) {
                         : std::max<int64_t>(kMinBlock, (n + kMaxBlocks - 1) / kMaxBlocks);
 }
 
-// How far (in units of the exponent) a block's max may rise above the shift its
-// exps were taken against before the block is redone: e^60 is far from float's
-// overflow at e^88, even summed over a million elements.
+// How far (in units of the exponent) a block's elements may rise above the shift
+// its exps were taken against before the block is redone: e^60 is far from
+// float's overflow at e^88, even summed over a million elements.
 constexpr float kMaxShiftGap = 60.0f;
+constexpr float kMaxBlockSum = 1.14200739e26f;  // e^kMaxShiftGap
 constexpr int64_t kShortRow = 64;
 
-// One row's online max and sum, block by block (see online_block).
+// One row's online sum, block by block (see online_block).
 struct OnlineRow {
   float shift = -std::numeric_limits<float>::infinity();  // what the sum is relative to
-  float max = -std::numeric_limits<float>::infinity();    // the row's max so far
   float sum = 0.0f;                                       // sum of e^((x - shift) / T)
   float block_shift[kMaxBlocks];  // the shift each block's exps were taken against
-  bool ok = true;                 // false: NaN, +inf or (at the end) no finite max
+  bool ok = true;                 // false: NaN, +inf or (at the end) no finite element
 
   void start() {  // a new row (block_shift is written before it is read)
-    shift = max = -std::numeric_limits<float>::infinity();
+    shift = -std::numeric_limits<float>::infinity();
     sum = 0.0f;
     ok = true;
   }
 };
 
 // Block b = [begin, begin + len) of a row: its exps against the row's shift into
-// e (when not null), added to row.sum. The shift is the row's first element, and
-// each block's max comes out of the same pass as its exps (row_exp_sum_max):
-// the shift stays put until a block's max rises more than kMaxShiftGap above it
-// (the block's exps may have overflowed), and then that block is redone against
-// its max, the sum so far rescaled. Nothing else is rescaled: the sum may stay
-// relative to an element below the max, and the second pass and logsumexp use
-// the shift as they find it (which keeps the scalar exp of a rescale out of the
-// chain every row ends with). Sets row.ok to false for a NaN or +inf.
+// e (when not null), added to row.sum. The shift is the row's first element and
+// stays put while each block's sum is finite and at most e^kMaxShiftGap: a NaN,
+// a +inf or an exp argument of kMaxShiftGap + 1 or more would have made the sum
+// otherwise (row_exp_sum promises so), so such a sum means every exp was taken
+// well short of overflow, and the common block is one pass with no max in it.
+// A block past the bound is looked at again: a NaN or +inf ends the row, and an
+// element far above the shift (its exps may have overflowed) makes the block's
+// max the new shift, the sum so far rescaled and the block redone. Nothing else
+// is rescaled: the sum may stay relative to an element below the max, and the
+// second pass and logsumexp use the shift as they find it (which keeps the scalar
+// exp of a rescale out of the chain every row ends with).
 void online_block(OnlineRow& row, const float* x, int64_t begin, int64_t len, int64_t b,
                   float inv_temp, float* e) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -139,14 +142,13 @@ void online_block(OnlineRow& row, const float* x, int64_t begin, int64_t len, in
   // A first shift; a short row's separate max pass costs less than a redo.
   if (row.shift == -kInf && len > kShortRow && std::isfinite(x[begin])) row.shift = x[begin];
   bool has_nan = false;
-  float m = -kInf;
   if (row.shift == -kInf) {  // no finite shift yet (leading -inf): the block's max first
-    m = row_max(x + begin, len, has_nan);
+    const float m = row_max(x + begin, len, has_nan);
     if (has_nan || m == kInf) {
       row.ok = false;
       return;
     }
-    row.shift = row.max = m;
+    row.shift = m;
     row.block_shift[b] = m;  // all -inf so far: the second pass scales by exp(-inf) = 0
     if (m == -kInf) {
       if (e) std::fill(block_e, block_e + len, 0.0f);
@@ -155,21 +157,25 @@ void online_block(OnlineRow& row, const float* x, int64_t begin, int64_t len, in
     row.sum += row_exp_sum(x + begin, len, m, inv_temp, block_e);
     return;
   }
-  const float block_sum = row_exp_sum_max(x + begin, len, row.shift, inv_temp, block_e, m, has_nan);
+  const float block_sum = row_exp_sum(x + begin, len, row.shift, inv_temp, block_e);
+  row.block_shift[b] = row.shift;
+  if (std::isfinite(block_sum) && block_sum <= kMaxBlockSum) {
+    row.sum += block_sum;
+    return;
+  }
+  const float m = row_max(x + begin, len, has_nan);
   if (has_nan || m == kInf) {
     row.ok = false;
     return;
   }
-  row.max = std::max(row.max, m);
-  if ((m - row.shift) * inv_temp > kMaxShiftGap) {  // e^(x - shift) may have overflowed: redo
-    row.sum *= fast_exp((row.shift - m) * inv_temp);
-    row.shift = m;
-    row.block_shift[b] = m;
-    row.sum += row_exp_sum(x + begin, len, m, inv_temp, block_e);
+  if ((m - row.shift) * inv_temp <= kMaxShiftGap) {  // large, but no exp overflowed
+    row.sum += block_sum;
     return;
   }
-  row.block_shift[b] = row.shift;
-  row.sum += block_sum;
+  row.sum *= fast_exp((row.shift - m) * inv_temp);
+  row.shift = m;
+  row.block_shift[b] = m;
+  row.sum += row_exp_sum(x + begin, len, m, inv_temp, block_e);
 }
 
 // After a row's last block: `sum` is relative to `shift`, an element of the row.
@@ -177,7 +183,7 @@ void finish_row(OnlineRow& row) {
   // The shift's own term is e^0 = 1, so the sum is at least 1; and rounding must
   // not take log_softmax above 0 or softmax above 1 (see write_block).
   row.sum = std::max(row.sum, 1.0f);
-  row.ok = row.ok && std::isfinite(row.max);
+  row.ok = row.ok && std::isfinite(row.shift);  // all -inf: no softmax
 }
 
 // The whole first pass over a row (online_block over its blocks).
