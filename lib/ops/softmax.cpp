@@ -73,18 +73,19 @@ void softmax_backward_naive(float* dinp, const float* out, const float* dout, in
 // --- Fast path: contiguous rows, simd loops, OpenMP over rows. -------------------
 //
 // A row is read from memory once. Its first pass goes block by block (a block
-// stays in L1): the block's exps against a shift (an element of the row, at
-// most kMaxShiftGap below the max seen so far), with the block's own max taken
-// in the same loop; each block remembers the shift it used, and the second pass
-// (over a row still in cache) rescales it by exp(block shift - final shift) /
-// sum. This is the online softmax of Milakov & Gimelshein (2018), blocked so the
-// loops vectorize, with the shift allowed to trail the max so no block needs a
-// pass of its own for its max.
+// stays in L1): the block's exps against a shift (the row's first element, until
+// a block's sum shows an exp near overflow and that block is redone against its
+// own max); each block remembers the shift it used, and the second pass (over a
+// row still in cache) rescales it by exp(block shift - final shift) / sum. This
+// is the online softmax of Milakov & Gimelshein (2018), blocked so the loops
+// vectorize, with the shift allowed to trail the max so that no block needs a
+// max at all, in a pass of its own or in its exp loop.
 //
 // The first pass is bound by the exps, the second by the memory it writes; so
 // each thread runs them a row apart, block by block (row r's first pass, then
 // row r-1's second pass over the same block), and the writes of one row drain
-// to memory while the next row's exps are computed.
+// to memory while the next row's exps are computed. The backward runs its two
+// passes (a sum over the row, then the write of dx) the same way.
 
 namespace {
 
@@ -271,17 +272,34 @@ int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, f
 
 void softmax_backward(float* dinp, const float* out, const float* dout, int64_t rows, int64_t n,
                       float inv_temp, bool log, bool accumulate) {
-#pragma omp parallel for if (rows * n > kParallelWork)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* y = out + r * n;
-    const float* g = dout + r * n;
-    float* dx = dinp + r * n;
-    if (log) {  // dx = (g - softmax * sum g) / T
-      const float acc = row_dot(g, nullptr, n);
-      row_exp_axpy(dx, y, n, 0.0f, -acc * inv_temp, g, inv_temp, accumulate);
-    } else {  // dx = y (g - sum g y) / T
-      const float acc = row_dot(g, y, n);
-      add_or_store(dx, n, accumulate, [=](int64_t j) { return y[j] * (g[j] - acc) * inv_temp; });
+  const int64_t block = block_size(n);
+#pragma omp parallel if (rows * n > kParallelWork)
+  {
+    // This thread's rows, in order: the pipeline runs along them (see above).
+    const int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
+    const int64_t row_begin = rows * thread / threads, row_end = rows * (thread + 1) / threads;
+    float acc = 0.0f;           // the current row's sum_k g_k y_k (softmax) or sum_k g_k (log)
+    float previous_acc = 0.0f;  // the previous row's, now complete
+    for (int64_t r = row_begin; r <= row_end; ++r) {
+      const bool has_row = r<row_end, has_previous = r> row_begin;
+      const float* y = out + r * n;
+      const float* g = dout + r * n;
+      acc = 0.0f;
+      for (int64_t begin = 0; begin < n; begin += block) {
+        const int64_t len = std::min(block, n - begin);
+        if (has_row) acc += row_dot(g + begin, log ? nullptr : y + begin, len);
+        if (!has_previous) continue;
+        const float* py = y - n + begin;  // row r - 1
+        const float* pg = g - n + begin;
+        float* dx = dinp + (r - 1) * n + begin;
+        if (log) {  // dx = (g - softmax * sum g) / T
+          row_exp_axpy(dx, py, len, 0.0f, -previous_acc * inv_temp, pg, inv_temp, accumulate);
+        } else {  // dx = y (g - sum g y) / T
+          add_or_store(dx, len, accumulate,
+                       [=](int64_t j) { return py[j] * (pg[j] - previous_acc) * inv_temp; });
+        }
+      }
+      previous_acc = acc;
     }
   }
 }

@@ -222,6 +222,37 @@ TEST(Softmax, PipelinedRowsMatchTheReferenceAroundBadRows) {
   set_num_threads(saved);
 }
 
+// The backward runs its rows as the forward does (a row's sum beside the previous
+// row's write, in blocks): every row of every thread's share, short rows and
+// rows of many blocks, written or added to, against the double reference.
+TEST(SoftmaxGrad, PipelinedRowsMatchTheReference) {
+  const int saved = get_num_threads();
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    for (int64_t n : {1000, 5000}) {
+      Generator gen(12);
+      const int64_t rows = n == 1000 ? 40 : 9;
+      Tensor x = randn({rows, n}, gen) * 4.0f, g = randn({rows, n}, gen);
+      for (bool log : {false, true}) {
+        Tensor y = log ? log_softmax(x, 1) : softmax(x, 1);
+        for (bool accumulate : {false, true}) {
+          Tensor fast = full(x.shape(), 0.5f), naive = full(x.shape(), accumulate ? 0.5f : 0.0f);
+          cpu::softmax_backward(fast.data<float>(), y.data<float>(), g.data<float>(), rows, n, 0.8f,
+                                log, accumulate);
+          cpu::softmax_backward_naive(naive.data<float>(), y.data<float>(), g.data<float>(), rows,
+                                      n, 1, 0.8f, log);
+          for (int64_t i = 0; i < rows * n; ++i)
+            ASSERT_NEAR(fast.data<float>()[i], naive.data<float>()[i],
+                        1e-5f + 1e-4f * std::abs(naive.data<float>()[i]))
+                << threads << " threads, n " << n << ", log " << log << ", accumulate "
+                << accumulate << ", row " << i / n << ", element " << i % n;
+        }
+      }
+    }
+  }
+  set_num_threads(saved);
+}
+
 // The first backward into x writes a fresh gradient; later ones add to it.
 TEST(SoftmaxGrad, GradientsAccumulateAcrossUses) {
   Generator gen(4);
