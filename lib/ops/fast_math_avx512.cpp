@@ -21,28 +21,28 @@ namespace bridle::avx512 {
 namespace {
 
 // e^x on 16 lanes by the table method (after Tang, 1989):
-// x = (k + j/16) ln2 + r with n = 16k + j = round(16 x / ln2), j in [0, 16), so
-// e^x = 2^k * 2^(j/16) * e^r. The 16 values 2^(j/16) fill one register and are
-// looked up with vpermps; |r| <= ln2/32 ~ 0.0217 leaves e^r to a cubic (the
-// Horner chain fast_exp8 runs needs degree 7 on |r| <= ln2/2), and vscalefps does
-// the 2^k. 10 instructions per 16 lanes, where the Cephes form took 13 (14
-// micro-ops: vrndscaleps is two); they are most of the loop body of every
-// exp-bound kernel below.
+// x = (k + j/32) ln2 + r with n = 32k + j = round(32 x / ln2), j in [0, 32), so
+// e^x = 2^k * 2^(j/32) * e^r. The 32 values 2^(j/32) fill two registers and are
+// looked up with vpermt2ps (one instruction, as vpermps for 16); |r| <= ln2/64 ~
+// 0.0108 leaves e^r to a quadratic (the Horner chain fast_exp8 runs needs degree
+// 7 on |r| <= ln2/2), and vscalefps does the 2^k. 9 instructions per 16 lanes,
+// where the Cephes form took 13 (14 micro-ops: vrndscaleps is two); they are
+// most of the loop body of every exp-bound kernel below, and each one taken out
+// measured 8% more exps per second.
 //
-// The steps: one FMA adds 1.5 * 2^19 to x log2(e), which rounds it to a multiple
-// of 1/16: z - 1.5 * 2^19 is n/16 exactly, and z's low 4 mantissa bits are n mod
-// 16 = j, which vpermps reads as the index as they are. vscalefps multiplies by
-// 2^floor(n/16) = 2^k, so n/16 goes to it unchanged. r = x - (n/16) ln2 in one
-// FMA with ln2 rounded to float: that misses by (n/16) 1.9e-9, at most 3e-9 |x|,
+// The steps: one FMA adds 1.5 * 2^18 to x log2(e), which rounds it to a multiple
+// of 1/32: z - 1.5 * 2^18 is n/32 exactly, and z's low 5 mantissa bits are n mod
+// 32 = j, which vpermt2ps reads as the index as they are. vscalefps multiplies by
+// 2^floor(n/32) = 2^k, so n/32 goes to it unchanged. r = x - (n/32) ln2 in one
+// FMA with ln2 rounded to float: that misses by (n/32) 1.9e-9, at most 3e-9 |x|,
 // which is e^x for x moved by 1/20 of the rounding x itself carries (the
-// Cody-Waite split into two FMAs would take it to 0, for an instruction more in
-// ten). e^r = 1 + r + c2 r^2 + c3 r^3, with c2, c3 the minimax pair for
-// |r| <= ln2/32 (error 1.6e-9, against 9e-9 for Taylor's 1/2, 1/6). The result
-// t + (t r)(1 + c2 r + c3 r^2) keeps the table value t as the leading term, so
-// the rounding of the table (up to 4.7e-8 of 2^(j/16)) and of the final FMA make
-// up nearly all the rest: measured over every float in [-87.3, 88.72] against
-// double exp, at most 1.08e-7 + 3e-9 |x| relative (the Cephes form: 7.5e-8); the
-// tests hold it to 2e-7 + 3e-9 |x|.
+// Cody-Waite split into two FMAs would take it to 0, for an instruction more).
+// e^r = 1 + c1 r + c2 r^2 with c1 = 1.0000147, c2 = 1/2, the minimax pair for
+// |r| <= ln2/64 (error 5.3e-8). The result t + (t r)(c1 + c2 r) keeps the table
+// value t as the leading term; with the rounding of the table (up to 6e-8 of
+// 2^(j/32)) and of the final FMA: measured over every float in [-87.3, 88.72]
+// against double exp, at most 1.65e-7 + 3e-9 |x| relative (glibc's expf and the
+// Cephes form: below 1e-7), which the tests hold to 2e-7 + 3e-9 |x|.
 //
 // Range: below -87.3 (and -inf) the result is masked to an exact 0, as fast_exp's,
 // which also keeps denormals out of the sums; above the largest finite exp
@@ -52,19 +52,24 @@ namespace {
 // +inf, -inf or NaN, never finite (the tests check every float from 61): the online
 // softmax counts on it to see, from the sum alone, a block whose shift was too low.
 inline __m512 fast_exp16(__m512 x) {
-  const __m512 table = _mm512_setr_ps(  // 2^(j/16), j = 0..15, rounded to nearest
-      0x1p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f, 0x1.3dea64p+0f,
-      0x1.4bfdaep+0f, 0x1.5ab07ep+0f, 0x1.6a09e6p+0f, 0x1.7a1148p+0f, 0x1.8ace54p+0f,
-      0x1.9c4918p+0f, 0x1.ae89fap+0f, 0x1.c199bep+0f, 0x1.d5818ep+0f, 0x1.ea4afap+0f);
-  const __m512 shifter = _mm512_set1_ps(0x1.8p19f);  // 1.5 * 2^19: its ulp is 1/16
+  // 2^(j/32), j = 0..31, rounded to nearest: j < 16 in one register, j >= 16 in the other.
+  const __m512 table_lo = _mm512_setr_ps(
+      0x1p+0f, 0x1.059b0ep+0f, 0x1.0b5586p+0f, 0x1.11301ep+0f, 0x1.172b84p+0f, 0x1.1d4874p+0f,
+      0x1.2387a6p+0f, 0x1.29e9e0p+0f, 0x1.306fe0p+0f, 0x1.371a74p+0f, 0x1.3dea64p+0f,
+      0x1.44e086p+0f, 0x1.4bfdaep+0f, 0x1.5342b6p+0f, 0x1.5ab07ep+0f, 0x1.6247ecp+0f);
+  const __m512 table_hi =
+      _mm512_setr_ps(0x1.6a09e6p+0f, 0x1.71f75ep+0f, 0x1.7a1148p+0f, 0x1.82589ap+0f, 0x1.8ace54p+0f,
+                     0x1.93737cp+0f, 0x1.9c4918p+0f, 0x1.a5503cp+0f, 0x1.ae89fap+0f, 0x1.b7f770p+0f,
+                     0x1.c199bep+0f, 0x1.cb720ep+0f, 0x1.d5818ep+0f, 0x1.dfc974p+0f, 0x1.ea4afap+0f,
+                     0x1.f50766p+0f);
+  const __m512 shifter = _mm512_set1_ps(0x1.8p18f);  // 1.5 * 2^18: its ulp is 1/32
   const __mmask16 in_range = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_NLT_UQ);
   const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
-  const __m512 n16 = _mm512_sub_ps(z, shifter);  // n / 16
-  const __m512 r = _mm512_fnmadd_ps(n16, _mm512_set1_ps(0.693147180559945309f), x);
-  const __m512 t = _mm512_permutexvar_ps(_mm512_castps_si512(z), table);
-  __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(1.666671783e-1f), r, _mm512_set1_ps(5.000161529e-1f));
-  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));
-  return _mm512_maskz_scalef_ps(in_range, _mm512_fmadd_ps(_mm512_mul_ps(t, r), q, t), n16);
+  const __m512 n32 = _mm512_sub_ps(z, shifter);  // n / 32
+  const __m512 r = _mm512_fnmadd_ps(n32, _mm512_set1_ps(0.693147180559945309f), x);
+  const __m512 t = _mm512_permutex2var_ps(table_lo, _mm512_castps_si512(z), table_hi);
+  const __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), r, _mm512_set1_ps(1.000014663f));
+  return _mm512_maskz_scalef_ps(in_range, _mm512_fmadd_ps(_mm512_mul_ps(t, r), q, t), n32);
 }
 
 // The exp argument (x - shift) * scale; without the multiply when scale is 1 (the

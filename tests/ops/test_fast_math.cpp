@@ -47,27 +47,27 @@ std::vector<float> row_values(int64_t n, uint64_t seed) {
 // The vector exps through row_exp_sum (scale 1, so the AVX-512 loops without the
 // multiply) at the ends of the range and where the AVX-512 exp's table method
 // changes regime. Ends: -87.3 is in range, the float below it and -inf give an
-// exact 0, and past e^88.72 the result is +inf. Inside: x = (n/16) ln2, where
-// r = 0 and the table entry 2^(j/16) alone gives the result, for every n in range
-// (every j = 0..15 with every 2^k); the midpoints (n + 1/2)/16 ln2, where n
+// exact 0, and past e^88.72 the result is +inf. Inside: x = (n/32) ln2, where
+// r = 0 and the table entry 2^(j/32) alone gives the result, for every n in range
+// (every j = 0..31 with every 2^k); the midpoints (n + 1/2)/32 ln2, where n
 // rounds the other way and |r| is largest; and the float either side of each, all
 // within 2e-7 + 3e-9 |x| of e^x (up to 88.3, where the AVX2 exp clamps; the second
-// term is the AVX-512 exp's one-step reduction, as if x moved by 3e-9 |x|). Every prefix length
-// up to 40 runs the masked tails.
+// term is the AVX-512 exp's one-FMA reduction, as if x moved by 3e-9 |x|). Every
+// prefix length up to 40 runs the masked tails.
 TEST(FastMath, RowExpAtTableBoundariesAndRangeEnds) {
   // The range ends first, so the short prefixes put them in the masked tails.
   std::vector<float> x = {std::nextafter(-87.3f, -kInf), -100.0f, -kInf, 88.75f, 89.0f, 1000.0f};
   const std::vector<float> want = {0.0f, 0.0f, 0.0f, kInf, kInf, kInf};
   x.push_back(-87.3f);
-  for (int n = -2015; n <= 2038; ++n) {
-    for (double m : {n / 16.0, (n + 0.5) / 16.0}) {
+  for (int n = -4030; n <= 4076; ++n) {
+    for (double m : {n / 32.0, (n + 0.5) / 32.0}) {
       const float v = static_cast<float>(m * 0.693147180559945309);
       for (float w : {std::nextafter(v, -kInf), v, std::nextafter(v, kInf)})
         if (w >= -87.3f && w <= 88.3f) x.push_back(w);
     }
   }
   const int64_t size = static_cast<int64_t>(x.size());
-  ASSERT_GT(size, 20000);
+  ASSERT_GT(size, 40000);
   for_each_simd_path([&] {
     for (int64_t len = 0;; len = len < 40 ? len + 1 : len * 2) {
       const int64_t n = std::min(len, size);
