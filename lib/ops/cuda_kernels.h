@@ -148,7 +148,7 @@ void batch_norm_backward_eval(float* dx, float* dweight, float* dbias, const flo
                               const float* weight, int64_t N, int64_t C, int64_t HW, float eps,
                               bool accumulate_dx);
 
-// --- optim/sgd.cu, optim/adam.cu: the fused updates -----------------------------------
+// --- optim/{sgd,adam,rmsprop,adagrad}.cu: the fused updates -----------------------------------
 // As cpu::sgd_step (optim/sgd.h); momentum_buffer may be null when momentum is 0.
 void sgd_step(float* param, const float* grad, float* momentum_buffer, int64_t n, float lr,
               float momentum, float dampening, float weight_decay, bool nesterov, bool first);
@@ -157,5 +157,14 @@ void sgd_step(float* param, const float* grad, float* momentum_buffer, int64_t n
 void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  float* max_exp_avg_sq, int64_t n, const update_rules::AdamScalars& k, float beta1,
                  float beta2, float eps);
+// As cpu::rmsprop_step (optim/rmsprop.h), with 1 - alpha from the host; grad_avg
+// is null unless centered, momentum_buffer null without momentum.
+void rmsprop_step(float* param, const float* grad, float* square_avg, float* grad_avg,
+                  float* momentum_buffer, int64_t n, float lr, float alpha, float one_minus_alpha,
+                  float eps, float weight_decay, float momentum);
+// As cpu::adagrad_step (optim/adagrad.h), with the step's scale from the host
+// (cpu::adagrad_neg_clr).
+void adagrad_step(float* param, const float* grad, float* sum, int64_t n, float neg_clr,
+                  float weight_decay, float eps);
 
 }  // namespace bridle::cuda

@@ -3,24 +3,27 @@
 
 #include <cmath>
 
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
+#include "ops/cuda_kernels.h"
 #include "optim/optimizer_util.h"
+#include "optim/update_rules.h"
 
 namespace bridle {
 namespace cpu {
 
+float adagrad_neg_clr(float lr, float lr_decay, int64_t step) {
+  // In double, then float32, as PyTorch derives it from Python floats.
+  return static_cast<float>(-(lr / (1.0 + static_cast<double>(step - 1) * lr_decay)));
+}
+
 void adagrad_step(float* param, const float* grad, float* sum, int64_t n, float lr, float lr_decay,
                   float weight_decay, float eps, int64_t step) {
-  // In double, then float32, as PyTorch derives it from Python floats.
-  const auto neg_clr = static_cast<float>(-(lr / (1.0 + static_cast<double>(step - 1) * lr_decay)));
+  const float neg_clr = adagrad_neg_clr(lr, lr_decay, step);
   optim_detail::parallel_blocks(n, [=](int64_t begin, int64_t end) {
 #pragma omp simd
-    for (int64_t i = begin; i < end; ++i) {
-      const float g = grad[i] + weight_decay * param[i];
-      const float s = sum[i] + g * g;
-      sum[i] = s;
-      param[i] += neg_clr * g / (std::sqrt(s) + eps);
-    }
+    for (int64_t i = begin; i < end; ++i)
+      update_rules::adagrad(param[i], grad[i], sum[i], neg_clr, weight_decay, eps);
   });
 }
 
@@ -50,7 +53,7 @@ Adagrad::Adagrad(std::vector<ParamGroup> groups, AdagradOptions options)
       options_(options),
       steps_(params_.size(), 0) {
   for (const Tensor& p : params_)
-    sum_.push_back(full(p.shape(), options_.initial_accumulator_value));
+    sum_.push_back(full(p.shape(), options_.initial_accumulator_value).to(p.device()));
 }
 
 void Adagrad::step() {
@@ -59,8 +62,20 @@ void Adagrad::step() {
     Tensor& p = params_[i];
     Tensor g = p.grad();
     if (!g.defined()) continue;  // as PyTorch: no gradient, no step for this parameter
-    BRIDLE_CHECK(p.device().is_cpu(), "Adagrad: no kernel for device {}", p.device().str());
+    BRIDLE_CHECK(g.device() == p.device(), "Adagrad: parameter {} is on {} but its gradient on {}",
+                 i, p.device().str(), g.device().str());
+    // The sum lives with the parameter (made with it, before a model.to(cuda)).
+    if (sum_[i].device() != p.device()) sum_[i] = sum_[i].to(p.device());
     const ParamGroupSettings& group = group_of(i);
+    if constexpr (kCudaBuild) {
+      if (p.device().is_cuda()) {  // adagrad.cu
+        cuda::DeviceGuard guard(p.device());
+        cuda::adagrad_step(p.data<float>(), g.data<float>(), sum_[i].data<float>(), p.numel(),
+                           cpu::adagrad_neg_clr(group.lr, options_.lr_decay, ++steps_[i]),
+                           group.weight_decay, options_.eps);
+        continue;
+      }
+    }
     cpu::adagrad_step(p.data<float>(), g.data<float>(), sum_[i].data<float>(), p.numel(), group.lr,
                       options_.lr_decay, group.weight_decay, options_.eps, ++steps_[i]);
   }
@@ -115,6 +130,7 @@ void Adagrad::load_state(const OptimizerState& state) {
   step_count_ = state.step_count;
   steps_ = std::move(steps);
   sum_ = std::move(sum);
+  optim_detail::to_param_devices(sum_, params_);  // a checkpoint's are on the host
 }
 
 }  // namespace bridle

@@ -60,6 +60,8 @@ namespace cpu {
 // One Adagrad update of n elements at the parameter's step `step` (from 1).
 void adagrad_step(float* param, const float* grad, float* sum, int64_t n, float lr, float lr_decay,
                   float weight_decay, float eps, int64_t step);
+// -lr / (1 + (step - 1) lr_decay), the step's scale (the CUDA update takes it too).
+float adagrad_neg_clr(float lr, float lr_decay, int64_t step);
 }  // namespace cpu
 
 }  // namespace bridle

@@ -3,8 +3,11 @@
 
 #include <cmath>
 
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
+#include "ops/cuda_kernels.h"
 #include "optim/optimizer_util.h"
+#include "optim/update_rules.h"
 
 namespace bridle {
 namespace cpu {
@@ -16,26 +19,11 @@ void rmsprop_loop(float* param, const float* grad, float* square_avg, float* gra
                   float eps, float weight_decay, float momentum) {
   optim_detail::parallel_blocks(n, [=](int64_t begin, int64_t end) {
 #pragma omp simd
-    for (int64_t i = begin; i < end; ++i) {
-      const float g = grad[i] + weight_decay * param[i];
-      const float s = square_avg[i] * alpha + one_minus_alpha * g * g;
-      square_avg[i] = s;
-      float avg;
-      if constexpr (kCentered) {
-        const float a = grad_avg[i] * alpha + one_minus_alpha * g;
-        grad_avg[i] = a;
-        avg = std::sqrt(s - a * a) + eps;
-      } else {
-        avg = std::sqrt(s) + eps;
-      }
-      if constexpr (kMomentum) {
-        const float b = momentum_buffer[i] * momentum + g / avg;
-        momentum_buffer[i] = b;
-        param[i] -= lr * b;
-      } else {
-        param[i] -= lr * g / avg;
-      }
-    }
+    for (int64_t i = begin; i < end; ++i)
+      update_rules::rmsprop<kCentered, kMomentum>(
+          param[i], grad[i], square_avg[i], kCentered ? grad_avg + i : nullptr,
+          kMomentum ? momentum_buffer + i : nullptr, lr, alpha, one_minus_alpha, eps, weight_decay,
+          momentum);
   });
 }
 
@@ -44,7 +32,7 @@ void rmsprop_loop(float* param, const float* grad, float* square_avg, float* gra
 void rmsprop_step(float* param, const float* grad, float* square_avg, float* grad_avg,
                   float* momentum_buffer, int64_t n, float lr, float alpha, float eps,
                   float weight_decay, float momentum) {
-  const auto one_minus_alpha = static_cast<float>(1.0 - alpha);  // in double, as PyTorch
+  const float one_minus_alpha = rmsprop_one_minus_alpha(alpha);
   const bool centered = grad_avg != nullptr, with_momentum = momentum_buffer != nullptr;
   auto* loop = centered
                    ? (with_momentum ? &rmsprop_loop<true, true> : &rmsprop_loop<true, false>)
@@ -88,17 +76,29 @@ void RMSprop::step() {
     Tensor& p = params_[i];
     Tensor g = p.grad();
     if (!g.defined()) continue;  // as PyTorch: no gradient, no step for this parameter
-    BRIDLE_CHECK(p.device().is_cpu(), "RMSprop: no kernel for device {}", p.device().str());
-    if (!square_avg_[i].defined()) square_avg_[i] = zeros(p.shape());
-    if (with_momentum && !momentum_buffer_[i].defined()) momentum_buffer_[i] = zeros(p.shape());
-    if (options_.centered && !grad_avg_[i].defined()) grad_avg_[i] = zeros(p.shape());
+    BRIDLE_CHECK(g.device() == p.device(), "RMSprop: parameter {} is on {} but its gradient on {}",
+                 i, p.device().str(), g.device().str());
+    // The state lives with the parameter.
+    if (!square_avg_[i].defined()) square_avg_[i] = zeros_like(p);
+    if (with_momentum && !momentum_buffer_[i].defined()) momentum_buffer_[i] = zeros_like(p);
+    if (options_.centered && !grad_avg_[i].defined()) grad_avg_[i] = zeros_like(p);
     ++steps_[i];
     const ParamGroupSettings& group = group_of(i);
-    cpu::rmsprop_step(p.data<float>(), g.data<float>(), square_avg_[i].data<float>(),
-                      options_.centered ? grad_avg_[i].data<float>() : nullptr,
-                      with_momentum ? momentum_buffer_[i].data<float>() : nullptr, p.numel(),
-                      group.lr, options_.alpha, options_.eps, group.weight_decay,
-                      options_.momentum);
+    float* grad_avg = options_.centered ? grad_avg_[i].data<float>() : nullptr;
+    float* momentum_buffer = with_momentum ? momentum_buffer_[i].data<float>() : nullptr;
+    if constexpr (kCudaBuild) {
+      if (p.device().is_cuda()) {  // rmsprop.cu
+        cuda::DeviceGuard guard(p.device());
+        cuda::rmsprop_step(p.data<float>(), g.data<float>(), square_avg_[i].data<float>(), grad_avg,
+                           momentum_buffer, p.numel(), group.lr, options_.alpha,
+                           cpu::rmsprop_one_minus_alpha(options_.alpha), options_.eps,
+                           group.weight_decay, options_.momentum);
+        continue;
+      }
+    }
+    cpu::rmsprop_step(p.data<float>(), g.data<float>(), square_avg_[i].data<float>(), grad_avg,
+                      momentum_buffer, p.numel(), group.lr, options_.alpha, options_.eps,
+                      group.weight_decay, options_.momentum);
   }
 }
 
@@ -163,6 +163,9 @@ void RMSprop::load_state(const OptimizerState& state) {
   square_avg_ = std::move(square_avg);
   momentum_buffer_ = std::move(momentum_buffer);
   grad_avg_ = std::move(grad_avg);
+  optim_detail::to_param_devices(square_avg_, params_);  // a checkpoint's are on the host
+  optim_detail::to_param_devices(momentum_buffer_, params_);
+  optim_detail::to_param_devices(grad_avg_, params_);
 }
 
 }  // namespace bridle

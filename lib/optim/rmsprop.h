@@ -70,6 +70,8 @@ namespace cpu {
 void rmsprop_step(float* param, const float* grad, float* square_avg, float* grad_avg,
                   float* momentum_buffer, int64_t n, float lr, float alpha, float eps,
                   float weight_decay, float momentum);
+// 1 - alpha, in double and then float32 as PyTorch (the CUDA update takes it too).
+inline float rmsprop_one_minus_alpha(float alpha) { return static_cast<float>(1.0 - alpha); }
 }  // namespace cpu
 
 }  // namespace bridle

@@ -1,6 +1,7 @@
 // The per-element update rules of the fused optimizer kernels, written once and
-// compiled twice: into the CPU loops (sgd.cpp, adam.cpp, vectorized by the
-// compiler) and into the CUDA kernels (sgd.cu, adam.cu, one thread per element).
+// compiled twice: into the CPU loops (sgd.cpp, adam.cpp, rmsprop.cpp, adagrad.cpp,
+// vectorized by the compiler) and into the CUDA kernels (the .cu beside each, one
+// thread per element).
 // Each takes one element's parameter, gradient and state and updates them in
 // place; the per-step scalars (bias corrections, step size) are derived once on
 // the host. Keeping one copy is what makes the two devices agree: a change to a
@@ -64,6 +65,47 @@ BRIDLE_HOST_DEVICE inline void adam(float& param, float grad, float& exp_avg, fl
   }
   const float denom = sqrtf(v) / k.bias_correction2_sqrt + eps;
   param = p + k.neg_step_size * m / denom;
+}
+
+// RMSprop, as torch.optim.RMSprop:
+//   g = grad + weight_decay p,  s = alpha s + (1 - alpha) g^2
+//   centered: a = alpha a + (1 - alpha) g, avg = sqrt(s - a^2) + eps; else avg = sqrt(s) + eps
+//   momentum: b = momentum b + g / avg, p -= lr b; else p -= lr g / avg
+// grad_avg is null unless centered, momentum_buffer null without momentum.
+template <bool kCentered, bool kMomentum>
+BRIDLE_HOST_DEVICE inline void rmsprop(float& param, float grad, float& square_avg, float* grad_avg,
+                                       float* momentum_buffer, float lr, float alpha,
+                                       float one_minus_alpha, float eps, float weight_decay,
+                                       float momentum) {
+  const float g = grad + weight_decay * param;
+  const float s = square_avg * alpha + one_minus_alpha * g * g;
+  square_avg = s;
+  float avg;
+  if constexpr (kCentered) {
+    const float a = *grad_avg * alpha + one_minus_alpha * g;
+    *grad_avg = a;
+    avg = sqrtf(s - a * a) + eps;
+  } else {
+    avg = sqrtf(s) + eps;
+  }
+  if constexpr (kMomentum) {
+    const float b = *momentum_buffer * momentum + g / avg;
+    *momentum_buffer = b;
+    param -= lr * b;
+  } else {
+    param -= lr * g / avg;
+  }
+}
+
+// Adagrad, as torch.optim.Adagrad, with neg_clr = -lr / (1 + (step - 1) lr_decay)
+// derived on the host:
+//   g = grad + weight_decay p,  sum += g^2,  p += neg_clr g / (sqrt(sum) + eps)
+BRIDLE_HOST_DEVICE inline void adagrad(float& param, float grad, float& sum, float neg_clr,
+                                       float weight_decay, float eps) {
+  const float g = grad + weight_decay * param;
+  const float s = sum + g * g;
+  sum = s;
+  param += neg_clr * g / (sqrtf(s) + eps);
 }
 
 }  // namespace bridle::update_rules

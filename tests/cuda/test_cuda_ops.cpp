@@ -386,6 +386,40 @@ TEST(CudaOptimizers, SgdAndAdamMatchCpu) {
   });
 }
 
+TEST(CudaOptimizers, RmspropAndAdagradMatchCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  expect_optimizer_matches("RMSprop", [](std::vector<Tensor> p) {
+    return std::make_unique<RMSprop>(p, RMSpropOptions{.lr = 0.01f});
+  });
+  expect_optimizer_matches("RMSprop centered momentum decay", [](std::vector<Tensor> p) {
+    return std::make_unique<RMSprop>(
+        p, RMSpropOptions{.lr = 0.01f, .weight_decay = 1e-2f, .momentum = 0.9f, .centered = true});
+  });
+  expect_optimizer_matches("Adagrad lr_decay decay", [](std::vector<Tensor> p) {
+    return std::make_unique<Adagrad>(p, AdagradOptions{.lr = 0.05f,
+                                                       .lr_decay = 0.1f,
+                                                       .weight_decay = 1e-2f,
+                                                       .initial_accumulator_value = 0.1f});
+  });
+}
+
+// An optimizer made before the model moves to the GPU: Adagrad's sum, made with
+// the parameter, follows it there.
+TEST(CudaOptimizers, AdagradMadeBeforeTheMoveStepsOnTheGpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Linear model(5, 8, /*bias=*/false);
+  Tensor g = randn({8, 5});
+  Tensor w = model.weight.detach().clone().set_requires_grad(true);
+  Adagrad cpu_adagrad({w}, {.lr = 0.1f});
+  w.set_grad(g);
+  cpu_adagrad.step();
+  Adagrad gpu_adagrad(model.parameters(), {.lr = 0.1f});
+  model.to(kGpu);
+  model.weight.set_grad(g.cuda());
+  gpu_adagrad.step();
+  expect_matches_cpu(model.weight.detach(), w.detach(), "Adagrad weight", 1e-6f, 1e-5f);
+}
+
 // --resume with --device cuda: the state comes from a checkpoint, on the host, and
 // must land next to the parameters on the GPU.
 template <typename MakeOptimizer>
@@ -415,6 +449,13 @@ TEST(CudaOptimizers, HostStateResumesOnTheGpu) {
   });
   expect_host_state_resumes_on_the_gpu("Adam amsgrad", [](std::vector<Tensor> p) {
     return std::make_unique<Adam>(p, AdamOptions{.lr = 0.01f, .amsgrad = true});
+  });
+  expect_host_state_resumes_on_the_gpu("RMSprop centered momentum", [](std::vector<Tensor> p) {
+    return std::make_unique<RMSprop>(
+        p, RMSpropOptions{.lr = 0.01f, .momentum = 0.9f, .centered = true});
+  });
+  expect_host_state_resumes_on_the_gpu("Adagrad", [](std::vector<Tensor> p) {
+    return std::make_unique<Adagrad>(p, AdagradOptions{.lr = 0.05f});
   });
 }
 
