@@ -53,6 +53,7 @@ Loaders mnist_loaders(const CommonFlags& flags, int64_t held_out) {
   options.seed = flags.seed;
   options.mean = kMnistMean;
   options.stddev = kMnistStd;
+  options.pin_memory = training_device(flags).is_cuda();  // batches go to the GPU
   return make_loaders("MNIST", train.images, train.labels, test.images, test.labels, options,
                       held_out, flags.smoke);
 }
@@ -71,6 +72,7 @@ Loaders cifar10_loaders(const CommonFlags& flags, bool augment, int64_t held_out
   options.seed = flags.seed;
   options.mean = kCifar10Mean;
   options.stddev = kCifar10Std;
+  options.pin_memory = training_device(flags).is_cuda();
   if (augment) options.augment = {RandomCrop{.padding = 4}, RandomHorizontalFlip{}};
   return make_loaders("CIFAR-10", train.images, train.labels, test.images, test.labels, options,
                       held_out, flags.smoke);

@@ -53,6 +53,9 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   BRIDLE_CHECK(options_.shard >= 0 && options_.shard < options_.num_shards,
                "DataLoader: shard {} is not in [0, {}) (num_shards)", options_.shard,
                options_.num_shards);
+  BRIDLE_CHECK(!options_.pin_memory || cuda_is_available(),
+               "DataLoader: pin_memory is for copies to a GPU, and {}",
+               kCudaBuild ? "no CUDA device is available" : "this build has no CUDA backend");
   dataset_size_ = dataset_->size();
   const int64_t shards = options_.num_shards;
   num_examples_ = options_.even_shards ? (dataset_size_ + shards - 1) / shards
@@ -142,6 +145,10 @@ Batch DataLoader::make_batch(int64_t index) const {
     batch.inputs =
         augment_batch(std::move(batch.inputs), options_.augment, indices, options_.seed, epoch_);
   if (!options_.mean.empty()) normalize(batch.inputs);
+  if (options_.pin_memory) {
+    batch.inputs = batch.inputs.pin_memory();
+    if (batch.targets.defined()) batch.targets = batch.targets.pin_memory();
+  }
   return batch;
 }
 

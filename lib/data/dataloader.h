@@ -12,7 +12,8 @@
 //
 // A batch is made in three steps: the dataset gathers the examples, the
 // `augment` transforms (augment.h: random crops and flips, seeded per example
-// from (seed, epoch, index)) change them, and `mean`/`stddev` normalize them.
+// from (seed, epoch, index)) change them, and `mean`/`stddev` normalize them;
+// with `pin_memory` the result is then copied into pinned memory for the GPU.
 // Set `augment` on the training loader only.
 //
 // Order. Epoch e visits every example once, in order 0..N-1 or, with shuffle, in a
@@ -63,6 +64,12 @@ struct DataLoaderOptions {
   std::vector<float> mean = {};
   std::vector<float> stddev = {};
   int prefetch = 2;  // batches prepared ahead on a background thread; 0: none, no thread
+  // Copy each batch into pinned (page-locked) host memory where it is made (on
+  // the worker thread with prefetch), as PyTorch's pin_memory: then
+  // batch.inputs.to(cuda) is a DMA that runs while the GPU works, instead of a
+  // copy through a staging buffer that holds up the host. Needs a GPU: without
+  // one (or in a build without CUDA) the loader's constructor says so.
+  bool pin_memory = false;
   // Data-parallel sharding (a distributed sampler). With num_shards R, the loader
   // of rank `shard` visits positions shard, shard + R, shard + 2R, ... of each
   // epoch's order, so the ranks' shards are disjoint and their batch k together

@@ -40,6 +40,18 @@ TEST(CudaWithoutGpu, IsNotAvailableAndMovingThrowsAClearError) {
   EXPECT_EQ(allocator_stats(Device::cuda()).system_allocations, kCudaBuild ? 0u : 0u);
 }
 
+// A loader told to pin its batches for a GPU that is not there says so when made.
+TEST(CudaWithoutGpu, PinningDataLoaderSaysItNeedsAGpu) {
+  if (cuda_is_available()) GTEST_SKIP() << "a GPU is present: this test is for machines without";
+  auto dataset = std::make_shared<TensorDataset>(
+      randn({6, 2}), from_vector(std::vector<int64_t>{0, 1, 0, 1, 0, 1}));
+  expect_error([&] { DataLoader(dataset, {.batch_size = 2, .pin_memory = true}); },
+               {"DataLoader", "pin_memory", kCudaBuild ? "no CUDA device" : "no CUDA backend"});
+  DataLoader plain(dataset, {.batch_size = 2});  // the default pins nothing and needs no GPU
+  plain.start_epoch(0);
+  EXPECT_FALSE(plain.next()->inputs.is_pinned());
+}
+
 TEST(CudaWithoutGpu, DeviceParsingAndNames) {
   EXPECT_EQ(Device::parse("cuda"), Device::cuda(0));
   EXPECT_EQ(Device::parse("cuda:1").index, 1);
@@ -141,6 +153,34 @@ TEST(CudaAllocator, PinnedMemoryCopiesAndIsReused) {
 }
 
 #ifdef BRIDLE_WITH_CUDA
+// pin_memory: the same batches as without, in pinned memory (prefetched on the
+// worker thread), and their copies to the GPU arrive whole.
+TEST(CudaData, PinningDataLoaderGivesPinnedCopiesOfTheSameBatches) {
+  BRIDLE_REQUIRE_CUDA();
+  std::vector<int64_t> labels(100);
+  for (int64_t i = 0; i < 100; ++i) labels[i] = i % 7;
+  auto dataset = std::make_shared<TensorDataset>(randn({100, 3, 4, 4}), from_vector(labels));
+  DataLoaderOptions options{
+      .batch_size = 16, .shuffle = true, .seed = 3, .mean = {0.5f}, .stddev = {2.0f}};
+  DataLoader plain(dataset, options);
+  options.pin_memory = true;
+  DataLoader pinned(dataset, options);
+  plain.start_epoch(1);
+  pinned.start_epoch(1);
+  int64_t count = 0;
+  while (auto a = plain.next()) {
+    std::optional<Batch> b = pinned.next();
+    ASSERT_TRUE(b.has_value()) << "batch " << count;
+    EXPECT_TRUE(b->inputs.is_pinned());
+    EXPECT_TRUE(b->targets.is_pinned());
+    EXPECT_EQ(b->inputs.to_vector(), a->inputs.to_vector());
+    EXPECT_EQ(b->inputs.cuda().cpu().to_vector(), a->inputs.to_vector());
+    EXPECT_EQ(b->targets.cuda().cpu().to_int_vector(), a->targets.to_int_vector());
+    ++count;
+  }
+  EXPECT_EQ(count, plain.num_batches());
+}
+
 TEST(CudaErrors, CheckMacroNamesTheCallTheFileAndTheError) {
   BRIDLE_REQUIRE_CUDA();
   try {
