@@ -1,4 +1,4 @@
-// The CUDA side of Tensor (tensor.cpp): fill_ on a GPU tensor.
+// The CUDA side of Tensor (tensor.cpp): fill_ on a GPU tensor, and add_int64.
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/device_utils.cuh"
 
@@ -18,7 +18,18 @@ void launch_fill(void* data, int64_t n, double value) {
   BRIDLE_CUDA_CHECK_LAUNCH("fill_kernel");
 }
 
+__global__ void add_int64_kernel(int64_t* data, int64_t n, int64_t value) {
+  BRIDLE_GRID_STRIDE_LOOP(i, n) data[i] += value;
+}
+
 }  // namespace
+
+void add_int64(int64_t* data, int64_t n, int64_t value) {
+  if (n == 0) return;
+  constexpr int kThreads = 256;
+  add_int64_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(data, n, value);
+  BRIDLE_CUDA_CHECK_LAUNCH("add_int64_kernel");
+}
 
 void fill(void* data, DType dtype, int64_t n, double value) {
   if (n == 0) return;

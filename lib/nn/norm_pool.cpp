@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
 #include "ops/activations.h"
 #include "ops/batch_norm.h"
 #include "ops/dropout.h"
@@ -108,6 +109,24 @@ BatchNorm::BatchNorm(std::string type_name, std::vector<int64_t> ranks, int64_t 
   }
 }
 
+namespace {
+
+// counter += 1 where the counter lives. On a GPU that is a kernel: reading it
+// back to the host would wait for all the work queued before it, once per layer
+// per step.
+void increment(Tensor& counter) {
+  if constexpr (kCudaBuild) {
+    if (counter.device().is_cuda()) {
+      cuda::DeviceGuard guard(counter.device());
+      cuda::add_int64(counter.data<int64_t>(), 1, 1);
+      return;
+    }
+  }
+  counter.set({}, counter.at({}) + 1);
+}
+
+}  // namespace
+
 Tensor BatchNorm::forward(const Tensor& x) {
   BRIDLE_CHECK(x.defined() && std::find(ranks_.begin(), ranks_.end(), x.dim()) != ranks_.end(),
                "{}: expected a {}-D input, got shape {}", type_name(),
@@ -119,8 +138,7 @@ Tensor BatchNorm::forward(const Tensor& x) {
   // Without running statistics there is nothing else to normalize with, so even
   // eval() uses the batch's (as PyTorch does).
   const bool use_batch_stats = is_training() || !track_running_stats_;
-  if (is_training() && track_running_stats_)
-    num_batches_tracked.set({}, num_batches_tracked.at({}) + 1);
+  if (is_training() && track_running_stats_) increment(num_batches_tracked);
   if (use_batch_stats && rank_sum_) return forward_synchronized(x);
   return batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum_, eps_);
 }

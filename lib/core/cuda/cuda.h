@@ -70,5 +70,8 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 
 // Sets n elements of dtype at data (device memory) to value (core/tensor.cu).
 void fill(void* data, DType dtype, int64_t n, double value);
+// Adds value to n int64 elements at data (device memory), in place (core/tensor.cu):
+// a counter on a GPU moves on without a round trip through the host.
+void add_int64(int64_t* data, int64_t n, int64_t value);
 
 }  // namespace bridle::cuda
