@@ -4,6 +4,7 @@
 // the same reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -133,6 +134,34 @@ TEST(FastMath, RowExpAboveSixtyOneIsLargeOrNotFinite) {
         const float sum = row_exp_sum(row.data(), len, -3.0f, 2.0f, nullptr);
         EXPECT_FALSE(std::isfinite(sum) && sum <= e60)
             << "len " << len << ", argument " << big << ": sum " << sum;
+      }
+    }
+  });
+}
+
+// The AVX-512 exp loop takes the elements before a 64-byte boundary as a masked
+// vector of their own: every start offset in a line, every length up to past two
+// full vectors, each exp and the sum against double, nothing stored outside.
+TEST(FastMath, RowExpSumAtEveryAlignment) {
+  alignas(64) static float buffer[128];
+  alignas(64) static float out[128];
+  for (int i = 0; i < 128; ++i) buffer[i] = -0.13f * static_cast<float>(i % 37);
+  for_each_simd_path([] {
+    for (int64_t offset = 0; offset < 16; ++offset) {
+      for (int64_t n = 0; n <= 70; ++n) {
+        std::fill(std::begin(out), std::end(out), -1.0f);
+        const float sum = row_exp_sum(buffer + offset, n, 0.5f, 1.0f, out + offset);
+        double want = 0.0;
+        for (int64_t j = 0; j < n; ++j) {
+          const double exact = std::exp(static_cast<double>(buffer[offset + j]) - 0.5);
+          want += exact;
+          ASSERT_NEAR(out[offset + j], exact, 3e-7 * exact) << "offset " << offset << ", n " << n;
+        }
+        EXPECT_NEAR(sum, want, 1e-6 * (1.0 + want)) << "offset " << offset << ", n " << n;
+        for (int64_t j = 0; j < 128; ++j) {
+          const bool outside = j < offset || j >= offset + n;
+          ASSERT_TRUE(!outside || out[j] == -1.0f) << "wrote element " << j;
+        }
       }
     }
   });
