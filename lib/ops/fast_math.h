@@ -7,9 +7,10 @@
 // sums to the stack and cost several times the arithmetic on short rows.
 //
 // On a CPU with AVX-512 the row kernels (row_max, row_exp_sum, row_dot,
-// row_exp_axpy) run the 16-lane versions in fast_math_avx512.cpp instead; the
-// choice is made once at start-up (simd_path below) and can be changed for
-// comparisons: BRIDLE_SIMD=avx2 in the environment, or set_simd_path.
+// row_exp_axpy, row_affine_min, row_mul_diff) run the 16-lane versions in
+// fast_math_avx512.cpp instead; the choice is made once at start-up (simd_path
+// below) and can be changed for comparisons: BRIDLE_SIMD=avx2 in the
+// environment, or set_simd_path.
 #pragma once
 
 #include <cmath>
@@ -50,6 +51,8 @@ void row_exp_axpy(float* dst, const float* x, int64_t n, float shift, float coef
                   float b_coef, bool accumulate);
 void row_affine_min(float* y, const float* x, int64_t n, float shift, float mul, float sub,
                     float upper);
+void row_mul_diff(float* dst, const float* a, const float* b, int64_t n, float c, float scale,
+                  bool accumulate);
 }  // namespace avx512
 #define BRIDLE_DISPATCH_AVX512(call) \
   if (detail::use_avx512) return avx512::call
@@ -305,6 +308,19 @@ inline void row_affine_min(float* y, const float* x, int64_t n, float shift, flo
     const float v = (x[j] - shift) * mul - sub;
     y[j] = v < upper ? v : upper;
   }
+}
+
+// dst[j] (+)= a_j (b_j - c) scale, j in [0, n): the write pass of softmax's
+// backward (a = y, b = dy, c = sum_k dy_k y_k, scale = 1 / T).
+inline void row_mul_diff(float* dst, const float* a, const float* b, int64_t n, float c,
+                         float scale, bool accumulate) {
+#ifdef BRIDLE_AVX512_KERNELS
+  if (detail::use_avx512) {
+    avx512::row_mul_diff(dst, a, b, n, c, scale, accumulate);
+    return;
+  }
+#endif
+  add_or_store(dst, n, accumulate, [=](int64_t j) { return a[j] * (b[j] - c) * scale; });
 }
 
 #undef BRIDLE_DISPATCH_AVX512

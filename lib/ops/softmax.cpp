@@ -81,11 +81,16 @@ void softmax_backward_naive(float* dinp, const float* out, const float* dout, in
 // vectorize, with the shift allowed to trail the max so that no block needs a
 // max at all, in a pass of its own or in its exp loop.
 //
-// The first pass is bound by the exps, the second by the memory it writes; so
-// each thread runs them a row apart, block by block (row r's first pass, then
-// row r-1's second pass over the same block), and the writes of one row drain
-// to memory while the next row's exps are computed. The backward runs its two
-// passes (a sum over the row, then the write of dx) the same way.
+// log_softmax's first pass is bound by the exps, its second by the memory it
+// writes; so on rows of several blocks each thread runs them a row apart, block
+// by block (row r's first pass, then row r-1's second pass over the same block),
+// and the writes of one row drain to memory while the next row's exps are
+// computed. The rest run a row's two passes before the next row's. Measured on
+// Zen 5, against the other choice: log_softmax [64 x 50000] 15% faster a row
+// apart, [4096 x 1000] (one block a row) 10% faster in turn; softmax, whose first
+// pass already writes the exps, 8-30% faster in turn on both shapes. The
+// backward (a sum over the row, then the write of dx) is two passes per row as
+// well: 10-20% faster than a row apart.
 
 namespace {
 
@@ -233,6 +238,7 @@ float row_logsumexp(const float* x, int64_t n) {
 int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, float inv_temp,
                         bool log) {
   const int64_t block = block_size(n);
+  const bool pipelined = log && n > kWholeRow;  // see the comment at the top of the fast path
   int64_t first_bad = std::numeric_limits<int64_t>::max();
 #pragma omp parallel reduction(min : first_bad) if (rows * n > kParallelWork)
   {
@@ -264,7 +270,12 @@ int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, f
         continue;  // nothing to write
       }
       if (log) current->log_sum = std::log(current->online.sum);
-      std::swap(current, previous);
+      if (pipelined) {  // written in the next round, beside the next row's first pass
+        std::swap(current, previous);
+      } else {  // written now
+        for (int64_t begin = 0, b = 0; begin < n; begin += block, ++b)
+          write_block(*current, begin, std::min(n, begin + block), b, inv_temp, log);
+      }
     }
   }
   return first_bad == std::numeric_limits<int64_t>::max() ? -1 : first_bad;
@@ -272,35 +283,16 @@ int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, f
 
 void softmax_backward(float* dinp, const float* out, const float* dout, int64_t rows, int64_t n,
                       float inv_temp, bool log, bool accumulate) {
-  const int64_t block = block_size(n);
-#pragma omp parallel if (rows * n > kParallelWork)
-  {
-    // This thread's rows, in order: the pipeline runs along them (see above).
-    const int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
-    const int64_t row_begin = rows * thread / threads, row_end = rows * (thread + 1) / threads;
-    float acc = 0.0f;           // the current row's sum_k g_k y_k (softmax) or sum_k g_k (log)
-    float previous_acc = 0.0f;  // the previous row's, now complete
-    for (int64_t r = row_begin; r <= row_end; ++r) {
-      const bool has_row = r<row_end, has_previous = r> row_begin;
-      const float* y = out + r * n;
-      const float* g = dout + r * n;
-      acc = 0.0f;
-      for (int64_t begin = 0; begin < n; begin += block) {
-        const int64_t len = std::min(block, n - begin);
-        if (has_row) acc += row_dot(g + begin, log ? nullptr : y + begin, len);
-        if (!has_previous) continue;
-        const float* py = y - n + begin;  // row r - 1
-        const float* pg = g - n + begin;
-        float* dx = dinp + (r - 1) * n + begin;
-        if (log) {  // dx = (g - softmax * sum g) / T
-          row_exp_axpy(dx, py, len, 0.0f, -previous_acc * inv_temp, pg, inv_temp, accumulate);
-        } else {  // dx = y (g - sum g y) / T
-          add_or_store(dx, len, accumulate,
-                       [=](int64_t j) { return py[j] * (pg[j] - previous_acc) * inv_temp; });
-        }
-      }
-      previous_acc = acc;
-    }
+#pragma omp parallel for if (rows * n > kParallelWork)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* y = out + r * n;
+    const float* g = dout + r * n;
+    float* dx = dinp + r * n;
+    const float sum = row_dot(g, log ? nullptr : y, n);  // sum_k g_k y_k, or sum_k g_k
+    if (log)                                             // dx = (g - softmax * sum g) / T
+      row_exp_axpy(dx, y, n, 0.0f, -sum * inv_temp, g, inv_temp, accumulate);
+    else  // dx = y (g - sum g y) / T
+      row_mul_diff(dx, y, g, n, sum, inv_temp, accumulate);
   }
 }
 

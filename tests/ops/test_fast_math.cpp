@@ -243,7 +243,24 @@ TEST(FastMath, RowKernelsMatchDoubleLoopsOnEveryPath) {
             }
             EXPECT_EQ(dst[len], 2.0f);
           }
+          // dst (+)= a (b - c) scale: softmax's backward write.
+          std::vector<float> dst(len + 1, 2.0f);
+          row_mul_diff(dst.data(), finite_x.data(), b.data(), len, 0.75f, 0.5f, accumulate);
+          for (int64_t j = 0; j < len; ++j) {
+            const double want =
+                (accumulate ? 2.0 : 0.0) + static_cast<double>(finite_x[j]) * (b[j] - 0.75) * 0.5;
+            EXPECT_NEAR(dst[j], want, 1e-6 * (1.0 + std::abs(want))) << "element " << j;
+          }
+          EXPECT_EQ(dst[len], 2.0f);
         }
+        // y = min((x - shift) mul - sub, upper): the softmax forward's write pass.
+        std::vector<float> y(len + 1, 2.0f);
+        row_affine_min(y.data(), finite_x.data(), len, 0.5f, 2.0f, 1.0f, 3.0f);
+        for (int64_t j = 0; j < len; ++j) {
+          const double want = std::min((static_cast<double>(finite_x[j]) - 0.5) * 2.0 - 1.0, 3.0);
+          EXPECT_NEAR(y[j], want, 1e-6 * (1.0 + std::abs(want))) << "element " << j;
+        }
+        EXPECT_EQ(y[len], 2.0f);
       }
     }
   });

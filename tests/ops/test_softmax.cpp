@@ -187,12 +187,12 @@ TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
   });
 }
 
-// Each thread runs its rows as a pipeline (row r's first pass beside row r-1's
-// second): with one to three threads, rows short (one block, exps in a scratch
-// buffer) and long (several blocks, exps in the output), the kernel must report
-// the first bad row, and write every good row, before and after the bad ones,
-// as the reference does.
-TEST(Softmax, PipelinedRowsMatchTheReferenceAroundBadRows) {
+// Each thread runs its share of the rows in order, log_softmax's long rows as a
+// pipeline (row r's first pass beside row r-1's second), the others a row at a
+// time: with one to three threads, rows short (one block) and long (several
+// blocks; pipelined for log_softmax), the kernel must report the first bad row,
+// and write every good row, before and after the bad ones, as the reference does.
+TEST(Softmax, RowsMatchTheReferenceAroundBadRows) {
   const int saved = get_num_threads();
   for (int threads : {1, 2, 3}) {
     set_num_threads(threads);
@@ -222,10 +222,9 @@ TEST(Softmax, PipelinedRowsMatchTheReferenceAroundBadRows) {
   set_num_threads(saved);
 }
 
-// The backward runs its rows as the forward does (a row's sum beside the previous
-// row's write, in blocks): every row of every thread's share, short rows and
-// rows of many blocks, written or added to, against the double reference.
-TEST(SoftmaxGrad, PipelinedRowsMatchTheReference) {
+// The backward's fast kernel: every row of every thread's share, short rows and
+// long ones, written or added to, against the double reference.
+TEST(SoftmaxGrad, EveryRowOfEveryThreadMatchesTheReference) {
   const int saved = get_num_threads();
   for (int threads : {1, 2, 3}) {
     set_num_threads(threads);
