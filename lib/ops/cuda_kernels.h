@@ -94,6 +94,23 @@ void sum_backward(float* dinp, const float* dout, int64_t outer, int64_t n, int6
 // index[o, i] = the first k with the largest inp[o, k, i] (NaN counts as largest).
 void argmax(int64_t* index, const float* inp, int64_t outer, int64_t n, int64_t inner);
 
+// --- indexing.cu: index_select, embedding, gather ---------------------------------------
+// As the CPU kernels of indexing.h (Index is int32_t or int64_t; T of index_select
+// is float, int32_t or int64_t); indices are already validated. The backwards
+// add (atomically) unless accumulate is false, when they first zero dx.
+template <typename T, typename Index>
+void index_select_forward(T* out, const T* x, const Index* indices, int64_t outer, int64_t n,
+                          int64_t K, int64_t inner);
+template <typename Index>
+void index_select_backward(float* dx, const float* dout, const Index* indices, int64_t outer,
+                           int64_t n, int64_t K, int64_t inner, bool accumulate);
+template <typename Index>
+void gather_forward(float* out, const float* x, const Index* index, int64_t B, int64_t C,
+                    int64_t k);
+template <typename Index>
+void gather_backward(float* dx, const float* dout, const Index* index, int64_t B, int64_t C,
+                     int64_t k, bool accumulate);
+
 // --- conv.cu, pool.cu, batch_norm.cu: through cuDNN (built with BRIDLE_WITH_CUDNN) ----
 // NCHW float32, contiguous. Gradients follow cuDNN's alpha / beta: with
 // `accumulate` they add into the buffer (beta = 1), without they overwrite it.

@@ -12,6 +12,8 @@
 #include <algorithm>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
+#include "ops/cuda_kernels.h"
 #include "ops/op_utils.h"
 
 namespace bridle {
@@ -126,6 +128,22 @@ auto dispatch_index(const Tensor& indices, Fn&& fn) {
   return fn(int64_t{});
 }
 
+// Calls fn with a value of the element type of dtype (float, int32_t or int64_t).
+template <typename Fn>
+void dispatch_value(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::kFloat32:
+      fn(float{});
+      break;
+    case DType::kInt32:
+      fn(int32_t{});
+      break;
+    case DType::kInt64:
+      fn(int64_t{});
+      break;
+  }
+}
+
 // The first position whose index is outside [0, size), or -1.
 template <typename Index>
 int64_t first_out_of_range(const Index* indices, int64_t count, int64_t size) {
@@ -134,12 +152,80 @@ int64_t first_out_of_range(const Index* indices, int64_t count, int64_t size) {
   return -1;
 }
 
+// On a GPU the ops check their indices on the host, as the CPU ops do and with
+// the same errors: a copy of the indices that waits for the GPU, once per call.
+// Below, `checked` is the indices (on the CPU) or that host copy.
+Tensor host_copy_if_gpu(const Tensor& indices) {
+  return indices.device().is_cuda() ? indices.cpu() : indices;
+}
+
+// index_select's kernels and backward on a GPU (indexing.cu).
+template <typename Index>
+Tensor index_select_cuda(const Tensor& out, const Tensor& x, const Tensor& indices,
+                         const DimSplit& s, int64_t K) {
+  if constexpr (!kCudaBuild) {
+    BRIDLE_FAIL("index_select: this build has no CUDA backend");
+  } else {
+    cuda::DeviceGuard guard(x.device());
+    const Index* idx = indices.data<Index>();
+    dispatch_value(x.dtype(), [&](auto value_tag) {
+      using T = decltype(value_tag);
+      cuda::index_select_forward(out.data<T>(), x.data<T>(), idx, s.outer, s.size, K, s.inner);
+    });
+    if (!x.is_float()) return out;
+    return record(out, "index_select", {x}, [x, indices, s, K](const Tensor& dout, const Tensor&) {
+      cuda::DeviceGuard guard(x.device());
+      write_grad(x, [&](float* dx, bool accumulate) {
+        cuda::index_select_backward(dx, dout.data<float>(), indices.data<Index>(), s.outer, s.size,
+                                    K, s.inner, accumulate);
+      });
+    });
+  }
+}
+
+template <typename Index>
+Tensor gather_cuda(const Tensor& out, const Tensor& x, const Tensor& index, int64_t B, int64_t C,
+                   int64_t k) {
+  if constexpr (!kCudaBuild) {
+    BRIDLE_FAIL("gather: this build has no CUDA backend");
+  } else {
+    cuda::DeviceGuard guard(x.device());
+    cuda::gather_forward(out.data<float>(), x.data<float>(), index.data<Index>(), B, C, k);
+    return record(out, "gather", {x}, [x, index, B, C, k](const Tensor& dout, const Tensor&) {
+      cuda::DeviceGuard guard(x.device());
+      write_grad(x, [&](float* dx, bool accumulate) {
+        cuda::gather_backward(dx, dout.data<float>(), index.data<Index>(), B, C, k, accumulate);
+      });
+    });
+  }
+}
+
+template <typename Index>
+Tensor embedding_cuda(const Tensor& out, const Tensor& weight, const Tensor& indices, int64_t V,
+                      int64_t d, int64_t N) {
+  if constexpr (!kCudaBuild) {
+    BRIDLE_FAIL("embedding: this build has no CUDA backend");
+  } else {
+    cuda::DeviceGuard guard(weight.device());
+    cuda::index_select_forward(out.data<float>(), weight.data<float>(), indices.data<Index>(), 1, V,
+                               N, d);
+    return record(out, "embedding", {weight},
+                  [weight, indices, V, d, N](const Tensor& dout, const Tensor&) {
+                    cuda::DeviceGuard guard(weight.device());
+                    write_grad(weight, [&](float* dw, bool accumulate) {
+                      cuda::index_select_backward(dw, dout.data<float>(), indices.data<Index>(), 1,
+                                                  V, N, d, accumulate);
+                    });
+                  });
+  }
+}
+
 }  // namespace
 
 Tensor index_select(const Tensor& x, const Tensor& indices, int64_t dim) {
   BRIDLE_CHECK(x.defined(), "index_select: input is an undefined tensor");
   check_index_dtype("index_select", indices, "indices");
-  check_device("index_select", {x, indices});
+  check_device("index_select", {x, indices}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(x.dim() >= 1, "index_select: input must have at least one dim, got a scalar");
   BRIDLE_CHECK(indices.dim() == 1, "index_select: indices must be 1-D, got {}",
                shape_str(indices.shape()));
@@ -148,30 +234,22 @@ Tensor index_select(const Tensor& x, const Tensor& indices, int64_t dim) {
   const int64_t K = indices.numel();
   Shape shape = x.shape();
   shape[dim] = K;
-  Tensor out = Tensor::empty(shape, x.dtype());
+  Tensor out = Tensor::empty(shape, TensorOptions(x.dtype()).with_device(x.device()));
+  const Tensor checked = host_copy_if_gpu(indices);
   return dispatch_index(indices, [&](auto tag) {
     using Index = decltype(tag);
-    const Index* idx = indices.data<Index>();
+    const Index* idx = checked.data<Index>();
     const int64_t bad = first_out_of_range(idx, K, s.size);
     BRIDLE_CHECK(bad < 0,
                  "index_select: index {} at position {} is out of range for dim {} of size {} "
                  "(input {}, indices {})",
                  bad < 0 ? 0 : static_cast<int64_t>(idx[bad]), bad, dim, s.size,
                  shape_str(x.shape()), shape_str(indices.shape()));
-    switch (x.dtype()) {
-      case DType::kFloat32:
-        cpu::index_select_forward(out.data<float>(), x.data<float>(), idx, s.outer, s.size, K,
-                                  s.inner);
-        break;
-      case DType::kInt32:
-        cpu::index_select_forward(out.data<int32_t>(), x.data<int32_t>(), idx, s.outer, s.size, K,
-                                  s.inner);
-        break;
-      case DType::kInt64:
-        cpu::index_select_forward(out.data<int64_t>(), x.data<int64_t>(), idx, s.outer, s.size, K,
-                                  s.inner);
-        break;
-    }
+    if (x.device().is_cuda()) return index_select_cuda<Index>(out, x, indices, s, K);
+    dispatch_value(x.dtype(), [&](auto value_tag) {
+      using T = decltype(value_tag);
+      cpu::index_select_forward(out.data<T>(), x.data<T>(), idx, s.outer, s.size, K, s.inner);
+    });
     if (!x.is_float()) return out;
     return record(out, "index_select", {x}, [x, indices, s, K](const Tensor& dout, const Tensor&) {
       write_grad(x, [&](float* dx, bool accumulate) {
@@ -185,23 +263,25 @@ Tensor index_select(const Tensor& x, const Tensor& indices, int64_t dim) {
 Tensor gather(const Tensor& x, const Tensor& index) {
   check_float("gather", x, "input");
   check_index_dtype("gather", index, "index");
-  check_device("gather", {x, index});
+  check_device("gather", {x, index}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(x.dim() == 2, "gather: input must be [B, C], got {}", shape_str(x.shape()));
   const int64_t B = x.shape()[0], C = x.shape()[1];
   BRIDLE_CHECK((index.dim() == 1 || index.dim() == 2) && index.shape()[0] == B,
                "gather: index must be [{}] or [{}, k] for input {}, got {}", B, B,
                shape_str(x.shape()), shape_str(index.shape()));
   const int64_t k = index.dim() == 2 ? index.shape()[1] : 1;
-  Tensor out = Tensor::empty(index.shape());
+  Tensor out = Tensor::empty(index.shape(), x.device());
+  const Tensor checked = host_copy_if_gpu(index);
   return dispatch_index(index, [&](auto tag) {
     using Index = decltype(tag);
-    const Index* idx = index.data<Index>();
+    const Index* idx = checked.data<Index>();
     const int64_t bad = first_out_of_range(idx, B * k, C);
     BRIDLE_CHECK(
         bad < 0, "gather: index {} at {} is out of range for {} columns (input {}, index {})",
         bad < 0 ? 0 : static_cast<int64_t>(idx[bad]),
         index.dim() == 2 ? fmt::format("[{}, {}]", bad / k, bad % k) : fmt::format("[{}]", bad), C,
         shape_str(x.shape()), shape_str(index.shape()));
+    if (x.device().is_cuda()) return gather_cuda<Index>(out, x, index, B, C, k);
     cpu::gather_forward(out.data<float>(), x.data<float>(), idx, B, C, k);
     return record(out, "gather", {x}, [x, index, B, C, k](const Tensor& dout, const Tensor&) {
       write_grad(x, [&](float* dx, bool accumulate) {
@@ -214,22 +294,24 @@ Tensor gather(const Tensor& x, const Tensor& index) {
 Tensor embedding(const Tensor& weight, const Tensor& indices) {
   check_float("embedding", weight, "weight");
   check_index_dtype("embedding", indices, "indices");
-  check_device("embedding", {weight, indices});
+  check_device("embedding", {weight, indices}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(weight.dim() == 2, "embedding: weight must be [num_embeddings, dim], got {}",
                shape_str(weight.shape()));
   const int64_t V = weight.shape()[0], d = weight.shape()[1], N = indices.numel();
   Shape shape = indices.shape();
   shape.push_back(d);
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, weight.device());
+  const Tensor checked = host_copy_if_gpu(indices);
   return dispatch_index(indices, [&](auto tag) {
     using Index = decltype(tag);
-    const Index* idx = indices.data<Index>();
+    const Index* idx = checked.data<Index>();
     const int64_t bad = first_out_of_range(idx, N, V);
     BRIDLE_CHECK(bad < 0,
                  "embedding: index {} at position {} (flattened) is out of range for {} "
                  "embeddings (weight {}, indices {})",
                  bad < 0 ? 0 : static_cast<int64_t>(idx[bad]), bad, V, shape_str(weight.shape()),
                  shape_str(indices.shape()));
+    if (weight.device().is_cuda()) return embedding_cuda<Index>(out, weight, indices, V, d, N);
     cpu::index_select_forward(out.data<float>(), weight.data<float>(), idx, 1, V, N, d);
     return record(out, "embedding", {weight},
                   [weight, indices, V, d, N](const Tensor& dout, const Tensor&) {

@@ -13,7 +13,8 @@
 // and the first bad index with its position. Each backward scatter-adds, so a
 // repeated index accumulates the gradients of all its copies. The gradient is
 // dense (embedding's dweight is [V, d] like PyTorch's default, not sparse).
-// Kernels, naive and fast, and the derivations are in indexing.cpp.
+// Kernels, naive and fast, and the derivations are in indexing.cpp; the CUDA
+// kernels (the same ops on a GPU, same checks and errors) in indexing.cu.
 #pragma once
 
 #include <cstdint>

@@ -297,6 +297,92 @@ TEST(CudaReduce, SumMeanArgmaxMatchCpu) {
   }
 }
 
+// --- indexing --------------------------------------------------------------------------
+
+// Repeated indices scatter-add atomically on the GPU, in an order that varies;
+// the sums then match the CPU's to rounding, not bit for bit.
+TEST(CudaIndexing, IndexSelectGatherEmbeddingMatchCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = randn({50, 30, 4});
+  Tensor repeated = from_vector(std::vector<int64_t>{3, 0, 3, 49, 7, 3});
+  expect_same_on_both("index_select dim 0, repeated indices", x, randn({6, 30, 4}),
+                      [&](const Tensor& t) { return index_select(t, repeated.to(t.device()), 0); });
+  Tensor columns = from_vector(std::vector<int32_t>{29, 0, 5, 5});
+  expect_same_on_both("index_select dim 1, int32 indices", x, randn({50, 4, 4}),
+                      [&](const Tensor& t) { return index_select(t, columns.to(t.device()), 1); });
+  Tensor ids = from_vector(std::vector<int64_t>{4, 1, 2, 3, 0, 2}, {2, 3});
+  Tensor ints = from_vector(std::vector<int64_t>{10, 11, 12, 13, 14});
+  EXPECT_EQ(index_select(ints.cuda(), repeated.slice(0, 2).cuda()).to_int_vector(),
+            (std::vector<int64_t>{13, 10}));
+
+  Tensor logits = randn({64, 1000});
+  Tensor one = Tensor::empty({64}, kInt64), several = Tensor::empty({64, 5}, kInt64);
+  for (int64_t b = 0; b < 64; ++b) {
+    one.data<int64_t>()[b] = (b * 37) % 1000;
+    for (int64_t j = 0; j < 5; ++j) several.data<int64_t>()[b * 5 + j] = (b + j * j) % 7;
+  }
+  expect_same_on_both("gather [B]", logits, randn({64}),
+                      [&](const Tensor& t) { return gather(t, one.to(t.device())); });
+  expect_same_on_both("gather [B, k], repeated columns", logits, randn({64, 5}),
+                      [&](const Tensor& t) { return gather(t, several.to(t.device())); });
+
+  Tensor weight = randn({10, 16});
+  expect_same_on_both("embedding [2, 3] indices", weight, randn({2, 3, 16}),
+                      [&](const Tensor& t) { return embedding(t, ids.to(t.device())); });
+}
+
+// A written gradient (no gradient yet) and an added one (a second use) on the GPU.
+TEST(CudaIndexing, GradientsWriteThenAccumulate) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor weight = randn({6, 3});
+  Tensor ids = from_vector(std::vector<int64_t>{5, 5, 0});
+  auto f = [&](const Tensor& w) {
+    return embedding(w, ids.to(w.device())).sum() + index_select(w, ids.to(w.device())).sum();
+  };
+  Results cpu = run_on(Device::cpu(), weight, scalar(1.0f), f);
+  Results gpu = run_on(kGpu, weight, scalar(1.0f), f);
+  expect_matches_cpu(gpu.grad, cpu.grad, "embedding + index_select gradient");
+  // Row 5 twice in each use: 4 per element; row 0: 2; the rest 0.
+  EXPECT_FLOAT_EQ(gpu.grad.cpu().at({5, 1}), 4.0f);
+  EXPECT_FLOAT_EQ(gpu.grad.cpu().at({0, 2}), 2.0f);
+  EXPECT_FLOAT_EQ(gpu.grad.cpu().at({3, 0}), 0.0f);
+}
+
+TEST(CudaIndexing, ErrorsAsOnTheCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = randn({4, 5}).cuda();
+  expect_error(
+      [&] {
+        index_select(x, from_vector(std::vector<int64_t>{0, 4}).cuda());
+      },
+      {"index_select", "index 4", "position 1", "size 4"});
+  expect_error(
+      [&] {
+        gather(x, from_vector(std::vector<int64_t>{0, 1, 5, 2}).cuda());
+      },
+      {"gather", "index 5", "[2]", "5 columns"});
+  expect_error([&] { embedding(x, from_vector(std::vector<int64_t>{-1}).cuda()); },
+               {"embedding", "index -1", "position 0"});
+  expect_error([&] { index_select(x, from_vector(std::vector<int64_t>{0})); },
+               {"index_select", "different devices"});
+}
+
+TEST(CudaIndexing, GradcheckThroughTheGpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = randn({5, 6}).set_requires_grad();
+  Tensor index = from_vector(std::vector<int64_t>{0, 5, 5, 2, 1, 1, 4, 3, 0, 0}, {5, 2});
+  Tensor rows = from_vector(std::vector<int64_t>{4, 4, 1});
+  expect_gradcheck(
+      [&](const std::vector<Tensor>& in) {
+        const Tensor t = in[0].cuda();
+        const Tensor picked = index_select(t, rows.cuda(), 0);
+        return (gather(t, index.cuda()).sum() + (picked * picked).sum() +
+                embedding(t, rows.cuda()).mean())
+            .cpu();
+      },
+      {x});
+}
+
 // --- dropout ---------------------------------------------------------------------------
 
 // The mask is drawn on the host from the op's generator (dropout.cpp), so the same
