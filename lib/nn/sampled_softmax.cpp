@@ -68,7 +68,11 @@ Tensor SampledSoftmax::loss(const Tensor& hidden, const Tensor& targets, Reducti
   check_hidden(hidden);
   if (!is_training()) return full_loss(hidden, targets, reduction);
   BRIDLE_CHECK(targets.defined(), "{}: no targets given", type_name());
-  SampledValues sampled = sampler_->draw(targets, num_sampled_, options_.unique, sampling_gen_);
+  // The sampler draws on the host; what it draws goes where hidden is.
+  SampledValues sampled =
+      sampler_->draw(targets.cpu(), num_sampled_, options_.unique, sampling_gen_);
+  for (Tensor* t : {&sampled.ids, &sampled.true_expected_count, &sampled.sampled_expected_count})
+    if (t->defined()) *t = t->to(hidden.device());
   if (nce_) {
     NceOptions o;
     o.num_true = options_.num_true;

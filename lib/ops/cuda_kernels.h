@@ -111,6 +111,32 @@ template <typename Index>
 void gather_backward(float* dx, const float* dout, const Index* index, int64_t B, int64_t C,
                      int64_t k, bool accumulate);
 
+// --- sampled_softmax.cu: sampled softmax and NCE (sampled_softmax.h) --------------------
+// As the CPU kernels there: logits [B, N] (N = T + S) from weight [V, d], hidden
+// [B, d] and the int64 labels [B * T] and sampled ids [S] (validated); bias,
+// true_log_q [B * T] and sampled_log_q [S] may be null. gathered [S, d] receives
+// weight's sampled rows, for the backward.
+void sampled_logits(float* logits, float* gathered, const float* weight, const float* bias,
+                    const float* hidden, const int64_t* labels, const int64_t* ids,
+                    const float* true_log_q, const float* sampled_log_q,
+                    bool remove_accidental_hits, int64_t V, int64_t B, int64_t T, int64_t S,
+                    int64_t d);
+// Per-row losses from the logits; the softmax also writes lse [B].
+void sampled_softmax_rows(float* loss, float* lse, const float* logits, int64_t B, int64_t T,
+                          int64_t S);
+void nce_rows(float* loss, const float* logits, float true_label, int64_t B, int64_t T, int64_t S);
+// d loss / d logits, written into [B, N]; row b's upstream gradient is dout[b]
+// (per_row: reduction none) or dout[0] * scale. lse is read for the softmax only.
+void sampled_dlogits(float* dlogits, const float* logits, const float* lse, bool nce,
+                     float true_label, const float* dout, float scale, bool per_row, int64_t B,
+                     int64_t T, int64_t S);
+// Adds into dhidden [B, d], dweight [V, d] and dbias [V] (any may be null);
+// scratch [S, d] is workspace.
+void sampled_logits_backward(float* dhidden, float* dweight, float* dbias, const float* dlogits,
+                             const float* gathered, float* scratch, const float* weight,
+                             const float* hidden, const int64_t* labels, const int64_t* ids,
+                             int64_t V, int64_t B, int64_t T, int64_t S, int64_t d);
+
 // --- conv.cu, pool.cu, batch_norm.cu: through cuDNN (built with BRIDLE_WITH_CUDNN) ----
 // NCHW float32, contiguous. Gradients follow cuDNN's alpha / beta: with
 // `accumulate` they add into the buffer (beta = 1), without they overwrite it.

@@ -21,7 +21,9 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
+#include "ops/cuda_kernels.h"
 #include "ops/fast_math.h"
 #include "ops/loss_utils.h"
 #include "ops/matmul.h"
@@ -291,7 +293,7 @@ struct SampledConfig {
 // Integer ids as int64, checked to lie in [0, V).
 std::vector<int64_t> class_ids(const char* op, const Tensor& ids, int64_t V, int64_t row_length,
                                const char* what) {
-  std::vector<int64_t> out = ids.to(DType::kInt64).to_int_vector();
+  std::vector<int64_t> out = ids.cpu().to(DType::kInt64).to_int_vector();
   for (size_t i = 0; i < out.size(); ++i) {
     if (out[i] >= 0 && out[i] < V) continue;
     if (row_length > 0)
@@ -317,6 +319,78 @@ std::vector<float> log_counts(const char* op, const Tensor& counts, const char* 
   return out;
 }
 
+// The op on a GPU (sampled_softmax.cu), after the same checks on the host: the
+// checked ids and log Q (B * T + S values) go to the device, and the row losses
+// come back to be checked for NaN as on the CPU (a copy that waits for the GPU).
+Tensor sampled_loss_cuda(const SampledConfig& cfg, const Tensor& weight, const Tensor& bias,
+                         const Tensor& hidden, const std::vector<int64_t>& y,
+                         const std::vector<int64_t>& ids, const std::vector<float>& true_log_q,
+                         const std::vector<float>& sampled_log_q, int64_t B, int64_t T, int64_t S) {
+#ifdef BRIDLE_WITH_CUDA
+  const Device device = hidden.device();
+  cuda::DeviceGuard guard(device);
+  const int64_t V = weight.size(0), d = weight.size(1), N = T + S;
+  const Tensor labels_on_device = from_vector(y).to(device),
+               ids_on_device = from_vector(ids).to(device);
+  const Tensor true_log_q_on_device =
+      cfg.subtract_log_q ? from_vector(true_log_q).to(device) : Tensor();
+  const Tensor sampled_log_q_on_device =
+      cfg.subtract_log_q ? from_vector(sampled_log_q).to(device) : Tensor();
+  auto data_or_null = [](const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
+  Tensor logits = Tensor::empty({B, N}, device), gathered = Tensor::empty({S, d}, device);
+  cuda::sampled_logits(logits.data<float>(), gathered.data<float>(), weight.data<float>(),
+                       data_or_null(bias), hidden.data<float>(), labels_on_device.data<int64_t>(),
+                       ids_on_device.data<int64_t>(), data_or_null(true_log_q_on_device),
+                       data_or_null(sampled_log_q_on_device), cfg.remove_accidental_hits, V, B, T,
+                       S, d);
+  Tensor row_loss = Tensor::empty({B}, device);
+  const bool softmax = cfg.loss == SampledLoss::kSoftmax;
+  Tensor lse = softmax ? Tensor::empty({B}, device) : Tensor();
+  if (softmax)
+    cuda::sampled_softmax_rows(row_loss.data<float>(), lse.data<float>(), logits.data<float>(), B,
+                               T, S);
+  else
+    cuda::nce_rows(row_loss.data<float>(), logits.data<float>(), cfg.true_label, B, T, S);
+  const std::vector<float> host_loss = row_loss.to_vector();
+  for (int64_t b = 0; b < B; ++b)
+    BRIDLE_CHECK(!std::isnan(host_loss[b]),
+                 "{}: row {} gives a NaN loss (hidden {}, weight or bias holds NaN or inf)", cfg.op,
+                 b, shape_str(hidden.shape()));
+  const float scale = mean_scale(cfg.reduction, static_cast<double>(B));
+  Tensor loss = row_loss;
+  if (cfg.reduction != Reduction::kNone) {
+    loss = Tensor::empty({}, device);
+    cuda::sum_forward(loss.data<float>(), row_loss.data<float>(), 1, B, 1, scale);
+  }
+  return record(
+      loss, cfg.op, {weight, bias, hidden},
+      [cfg, weight, bias, hidden, logits, lse, gathered, labels_on_device, ids_on_device, scale, V,
+       B, T, S, d](const Tensor& dout, const Tensor&) {
+        const Device device = hidden.device();
+        cuda::DeviceGuard guard(device);
+        Tensor dlogits = Tensor::empty({B, T + S}, device);
+        cuda::sampled_dlogits(dlogits.data<float>(), logits.data<float>(),
+                              lse.defined() ? lse.data<float>() : nullptr,
+                              cfg.loss == SampledLoss::kNce, cfg.true_label, dout.data<float>(),
+                              scale, cfg.reduction == Reduction::kNone, B, T, S);
+        auto grad_of = [](const Tensor& t) {
+          return t.defined() && t.requires_grad() ? grad_buffer(t).data<float>() : nullptr;
+        };
+        Tensor scratch = weight.requires_grad() ? Tensor::empty({S, d}, device) : Tensor();
+        cuda::sampled_logits_backward(
+            grad_of(hidden), grad_of(weight), grad_of(bias), dlogits.data<float>(),
+            gathered.data<float>(), scratch.defined() ? scratch.data<float>() : nullptr,
+            weight.data<float>(), hidden.data<float>(), labels_on_device.data<int64_t>(),
+            ids_on_device.data<int64_t>(), V, B, T, S, d);
+      });
+#else
+  (void)weight, (void)bias, (void)y, (void)ids, (void)true_log_q, (void)sampled_log_q, (void)B,
+      (void)T, (void)S;
+  BRIDLE_FAIL("{}: this build has no CUDA backend (hidden is on {})", cfg.op,
+              hidden.device().str());
+#endif
+}
+
 Tensor sampled_loss(const SampledConfig& cfg, const Tensor& weight, const Tensor& bias,
                     const Tensor& hidden, const Tensor& labels, const SampledValues& sampled) {
   const char* op = cfg.op;
@@ -325,8 +399,10 @@ Tensor sampled_loss(const SampledConfig& cfg, const Tensor& weight, const Tensor
   if (bias.defined()) check_float(op, bias, "bias");
   BRIDLE_CHECK(labels.defined(), "{}: no labels given", op);
   BRIDLE_CHECK(sampled.ids.defined(), "{}: no sampled ids given", op);
-  check_device(op, {weight, bias, hidden, labels, sampled.ids, sampled.true_expected_count,
-                    sampled.sampled_expected_count});
+  check_device(op,
+               {weight, bias, hidden, labels, sampled.ids, sampled.true_expected_count,
+                sampled.sampled_expected_count},
+               Kernels::kCpuAndCuda);
   BRIDLE_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
                "{}: weight must be [V, d] with V, d > 0, got {}", op, shape_str(weight.shape()));
   const int64_t V = weight.size(0), d = weight.size(1), T = cfg.num_true;
@@ -370,6 +446,8 @@ Tensor sampled_loss(const SampledConfig& cfg, const Tensor& weight, const Tensor
     sampled_log_q = log_counts(op, sq, "sampled_expected_count");
   }
 
+  if (hidden.device().is_cuda())
+    return sampled_loss_cuda(cfg, weight, bias, hidden, y, ids, true_log_q, sampled_log_q, B, T, S);
   Tensor logits = Tensor::empty({B, N}), gathered = Tensor::empty({S, d});
   cpu::sampled_logits(logits.data<float>(), gathered.data<float>(), weight.data<float>(),
                       bias.defined() ? bias.data<float>() : nullptr, hidden.data<float>(), y.data(),

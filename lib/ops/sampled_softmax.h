@@ -38,6 +38,9 @@
 //     (tensorflow/tensorflow#10267). NCE's labels are 1 here; set
 //     NceOptions::divide_true_labels for TensorFlow's (identical for T = 1).
 //
+// Both run on a GPU too (sampled_softmax.cu) when every tensor is there; the
+// labels and ids are then checked on the host, with the same errors.
+//
 // At evaluation the full softmax is exact: log_softmax(linear(h, weight, bias)).
 // nn/sampled_softmax.h wraps these losses in a layer that draws the samples.
 #pragma once

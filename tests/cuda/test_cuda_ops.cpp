@@ -383,6 +383,155 @@ TEST(CudaIndexing, GradcheckThroughTheGpu) {
       {x});
 }
 
+// --- sampled softmax and NCE -------------------------------------------------------------
+
+struct SampledProblem {
+  Tensor weight, bias, hidden, labels;
+  SampledValues sampled;
+};
+
+// V = 300 classes, d = 40, B = 24 rows of T true classes; 32 sampled ids with a
+// repeat (ids 7 and 7) and accidental hits (every row's first label is sampled).
+SampledProblem sampled_problem(int64_t T) {
+  const int64_t V = 300, d = 40, B = 24, S = 32;
+  Generator gen(31 + T);
+  SampledProblem p;
+  p.weight = randn({V, d}, gen) * 0.3f;
+  p.bias = randn({V}, gen);
+  p.hidden = randn({B, d}, gen);
+  std::vector<int64_t> labels(B * T), ids(S);
+  for (int64_t i = 0; i < B * T; ++i) labels[i] = (i * 53 + 11) % V;
+  for (int64_t s = 0; s < S; ++s) ids[s] = s < B ? labels[s * T] : 7;
+  p.labels = T == 1 ? from_vector(labels) : from_vector(labels, {B, T});
+  p.sampled.ids = from_vector(ids);
+  LogUniformSampler sampler(V);
+  p.sampled.true_expected_count = sampler.expected_count(p.labels, 40, S);
+  p.sampled.sampled_expected_count = sampler.expected_count(p.sampled.ids, 40, S);
+  return p;
+}
+
+SampledValues sampled_on(const SampledValues& v, Device device) {
+  return {v.ids.to(device), v.true_expected_count.to(device), v.sampled_expected_count.to(device)};
+}
+
+// The loss and the gradients of weight, bias and hidden on `device`.
+template <typename Loss>
+std::vector<Tensor> sampled_run(Device device, const SampledProblem& p, const Tensor& g,
+                                Loss loss_fn) {
+  Tensor w = leaf_on(p.weight, device), b = leaf_on(p.bias, device), h = leaf_on(p.hidden, device);
+  Tensor loss = loss_fn(w, b, h, p.labels.to(device), sampled_on(p.sampled, device));
+  loss.backward(g.to(device));
+  return {loss, w.grad(), b.grad(), h.grad()};
+}
+
+TEST(CudaSampledSoftmax, SoftmaxAndNceMatchCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  for (int64_t T : {1, 3}) {
+    const SampledProblem p = sampled_problem(T);
+    for (Reduction reduction : {Reduction::kNone, Reduction::kMean, Reduction::kSum}) {
+      for (bool nce : {false, true}) {
+        const std::string what =
+            fmt::format("{} T={} reduction {}", nce ? "nce" : "sampled softmax", T,
+                        static_cast<int>(reduction));
+        const Tensor g = reduction == Reduction::kNone ? randn({24}) : scalar(1.5f);
+        auto loss_fn = [&](const Tensor& w, const Tensor& b, const Tensor& h, const Tensor& labels,
+                           const SampledValues& sampled) {
+          if (nce) {
+            NceOptions o;
+            o.num_true = T;
+            o.reduction = reduction;
+            o.remove_accidental_hits = true;
+            return nce_loss(w, b, h, labels, sampled, o);
+          }
+          SampledSoftmaxOptions o;
+          o.num_true = T;
+          o.reduction = reduction;
+          return sampled_softmax_loss(w, b, h, labels, sampled, o);
+        };
+        const std::vector<Tensor> cpu = sampled_run(Device::cpu(), p, g, loss_fn);
+        const std::vector<Tensor> gpu = sampled_run(kGpu, p, g, loss_fn);
+        expect_matches_cpu(gpu[0], cpu[0], what + " loss", 1e-5f, 1e-4f);
+        expect_matches_cpu(gpu[1], cpu[1], what + " dweight", 1e-6f, 1e-4f);
+        expect_matches_cpu(gpu[2], cpu[2], what + " dbias", 1e-6f, 1e-4f);
+        expect_matches_cpu(gpu[3], cpu[3], what + " dhidden", 1e-6f, 1e-4f);
+      }
+    }
+  }
+}
+
+TEST(CudaSampledSoftmax, NoBiasNoLogQGradcheckThroughTheGpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Generator gen(5);
+  Tensor w = randn({7, 3}, gen).set_requires_grad(), h = randn({3, 3}, gen).set_requires_grad();
+  Tensor b = randn({7}, gen).set_requires_grad();
+  const Tensor labels = from_vector(std::vector<int64_t>{2, 0, 5, 6, 2, 1}, {3, 2});
+  SampledValues sampled;
+  sampled.ids = from_vector(std::vector<int64_t>{5, 1, 3, 1, 0});
+  SampledSoftmaxOptions o;
+  o.num_true = 2;
+  o.subtract_log_q = false;
+  o.reduction = Reduction::kNone;
+  const SampledValues on_gpu{sampled.ids.cuda(), Tensor(), Tensor()};
+  expect_gradcheck(
+      [&](const std::vector<Tensor>& in) {
+        return sampled_softmax_loss(in[0].cuda(), in[1].cuda(), in[2].cuda(), labels.cuda(), on_gpu,
+                                    o)
+            .cpu();
+      },
+      {w, b, h});
+  NceOptions n;
+  n.num_true = 2;
+  n.subtract_log_q = false;
+  expect_gradcheck(
+      [&](const std::vector<Tensor>& in) {
+        return nce_loss(in[0].cuda(), Tensor(), in[1].cuda(), labels.cuda(), on_gpu, n).cpu();
+      },
+      {w, h});
+}
+
+// The layer draws on the host and moves the draw to the GPU: the same seeds give
+// the same samples, loss and weight gradient on both devices.
+TEST(CudaSampledSoftmax, LayerTrainsOnTheGpuAsOnTheCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  std::vector<Tensor> losses, grads;
+  for (Device device : {Device::cpu(), kGpu}) {
+    Generator init(3);
+    SampledSoftmaxLayerOptions options;
+    options.seed = 9;
+    SampledSoftmax layer(16, 500, 40, nullptr, options, init);
+    layer.to(device);
+    Generator data(4);
+    Tensor hidden = randn({32, 16}, data).to(device);
+    Tensor targets = Tensor::empty({32}, kInt64);
+    for (int64_t b = 0; b < 32; ++b) targets.data<int64_t>()[b] = (b * 97) % 500;
+    Tensor loss = layer.loss(hidden, targets.to(device));
+    loss.backward();
+    losses.push_back(loss);
+    grads.push_back(layer.weight.grad());
+  }
+  expect_matches_cpu(losses[1], losses[0], "layer loss");
+  expect_matches_cpu(grads[1], grads[0], "layer dweight", 1e-6f, 1e-4f);
+}
+
+TEST(CudaSampledSoftmax, ErrorsAsOnTheCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  const SampledProblem p = sampled_problem(1);
+  Tensor bad_labels = from_vector(std::vector<int64_t>(24, 0));
+  bad_labels.data<int64_t>()[5] = 300;
+  expect_error(
+      [&] {
+        sampled_softmax_loss(p.weight.cuda(), p.bias.cuda(), p.hidden.cuda(), bad_labels.cuda(),
+                             sampled_on(p.sampled, kGpu));
+      },
+      {"sampled_softmax_loss", "true class 300", "row 5"});
+  expect_error(
+      [&] {
+        sampled_softmax_loss(p.weight.cuda(), p.bias.cuda(), p.hidden.cuda(), p.labels,
+                             sampled_on(p.sampled, kGpu));
+      },
+      {"sampled_softmax_loss", "different devices"});
+}
+
 // --- dropout ---------------------------------------------------------------------------
 
 // The mask is drawn on the host from the op's generator (dropout.cpp), so the same
