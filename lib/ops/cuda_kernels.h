@@ -137,6 +137,58 @@ void sampled_logits_backward(float* dhidden, float* dweight, float* dbias, const
                              const float* hidden, const int64_t* labels, const int64_t* ids,
                              int64_t V, int64_t B, int64_t T, int64_t S, int64_t d);
 
+// --- hierarchical_softmax.cu: the Huffman-tree loss (hierarchical_softmax.h) -------------
+// A batch's paths (cpu::PathBatch) in device memory: row b takes the steps
+// [offsets[b], offsets[b + 1]), step i visits node nodes[i] with sign signs[i]
+// and belongs to row row_of[i]; touched node u is visited by the steps
+// by_node[node_offsets[u] .. node_offsets[u + 1]).
+struct DevicePaths {
+  const int64_t* offsets;       // [B + 1]
+  const int64_t* nodes;         // [S]
+  const float* signs;           // [S]
+  const int64_t* row_of;        // [S]
+  const int64_t* touched;       // [U]
+  const int64_t* node_offsets;  // [U + 1]
+  const int64_t* by_node;       // [S]
+  int64_t B, S, U;
+};
+// loss [B] and coef [S] as cpu::hierarchical_softmax_forward; step_loss [S] is
+// workspace. node_bias may be null.
+void huffman_loss_forward(float* loss, float* coef, float* step_loss, const float* hidden,
+                          const float* node_weight, const float* node_bias, const DevicePaths& p,
+                          int64_t d);
+// Adds the gradients into dhidden [B, d], dnode_weight [N, d], dnode_bias [N]
+// (any may be null); row b's upstream gradient is dout[b] (per_row) or dout[0] * scale.
+void huffman_loss_backward(float* dhidden, float* dnode_weight, float* dnode_bias,
+                           const float* hidden, const float* node_weight, const float* coef,
+                           const float* dout, float scale, bool per_row, const DevicePaths& p,
+                           int64_t d);
+
+// The two-level tree's within-cluster softmax (within_cluster_nll): a batch's
+// slots (cpu::ClusterBatch, plus row_of[i], the row of slot i) in device memory.
+struct DeviceClusters {
+  const int64_t* offsets;        // [B + 1]
+  const int64_t* classes;        // [Z]
+  const int64_t* row_of;         // [Z]
+  const int64_t* target_pos;     // [B]
+  const int64_t* group_offsets;  // [G + 1]
+  const int64_t* group_rows;     // [B]
+  const int64_t* work_group;     // [W]
+  const int64_t* work_member;    // [W]
+  const int64_t* work_class;     // [W]
+  int64_t B, Z, W;
+};
+// nll [B], lse [B] and the slots' logits [Z] as cpu::within_cluster_forward.
+void within_cluster_forward(float* nll, float* lse, float* logits, const float* hidden,
+                            const float* class_weight, const float* class_bias,
+                            const DeviceClusters& c, int64_t d);
+// Writes dlogits [Z] (workspace) from dout [B], then adds into dhidden [B, d],
+// dclass_weight [V, d] and dclass_bias [V] (any may be null).
+void within_cluster_backward(float* dhidden, float* dclass_weight, float* dclass_bias,
+                             float* dlogits, const float* logits, const float* lse,
+                             const float* dout, const float* hidden, const float* class_weight,
+                             const DeviceClusters& c, int64_t d);
+
 // --- conv.cu, pool.cu, batch_norm.cu: through cuDNN (built with BRIDLE_WITH_CUDNN) ----
 // NCHW float32, contiguous. Gradients follow cuDNN's alpha / beta: with
 // `accumulate` they add into the buffer (beta = 1), without they overwrite it.

@@ -37,8 +37,10 @@
 #include <numeric>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
 #include "core/threading.h"
+#include "ops/cuda_kernels.h"
 #include "ops/elementwise.h"
 #include "ops/fast_math.h"
 #include "ops/loss_utils.h"
@@ -670,10 +672,10 @@ namespace {
 // Checks hidden [B, d] and a [rows, d] weight with an optional [rows] bias.
 void check_layer(const char* op, const Tensor& hidden, const Tensor& weight, const Tensor& bias,
                  int64_t rows, const char* weight_name, const char* bias_name,
-                 const char* rows_meaning) {
+                 const char* rows_meaning, Kernels kernels = Kernels::kCpuOnly) {
   check_float(op, hidden, "hidden");
   check_float(op, weight, weight_name);
-  check_device(op, {hidden, weight, bias});
+  check_device(op, {hidden, weight, bias}, kernels);
   BRIDLE_CHECK(hidden.dim() == 2, "{}: hidden must be [B, d], got {}", op,
                shape_str(hidden.shape()));
   const int64_t d = hidden.size(1);
@@ -736,6 +738,73 @@ std::pair<Tensor, Tensor> topk_outputs(int64_t B, int64_t k) {
 
 }  // namespace
 
+namespace {
+
+// The Huffman loss on a GPU (hierarchical_softmax.cu): the paths built on the
+// host, as on the CPU, are copied to the device (a few int64 per path step), and
+// the row losses come back to be checked for NaN (a copy that waits for the GPU).
+Tensor hierarchical_softmax_loss_cuda(const Tensor& hidden, const Tensor& node_weight,
+                                      const Tensor& node_bias, const cpu::PathBatch& paths,
+                                      Reduction reduction) {
+#ifdef BRIDLE_WITH_CUDA
+  const char* op = "hierarchical_softmax_loss";
+  const Device device = hidden.device();
+  cuda::DeviceGuard guard(device);
+  const int64_t B = hidden.size(0), d = hidden.size(1), S = paths.offsets[B];
+  // The path arrays on the device, kept alive by the backward's capture.
+  auto arrays = std::make_shared<std::vector<Tensor>>(std::vector<Tensor>{
+      from_vector(paths.offsets).to(device), from_vector(paths.nodes).to(device),
+      from_vector(paths.signs).to(device), from_vector(paths.row_of).to(device),
+      from_vector(paths.touched).to(device), from_vector(paths.node_offsets).to(device),
+      from_vector(paths.by_node).to(device)});
+  // An empty array (S = 0 when V = 1) has no data: null.
+  auto ints = [&](size_t a) {
+    return (*arrays)[a].numel() == 0 ? nullptr : (*arrays)[a].data<int64_t>();
+  };
+  const cuda::DevicePaths p{ints(0),
+                            ints(1),
+                            S == 0 ? nullptr : (*arrays)[2].data<float>(),
+                            ints(3),
+                            ints(4),
+                            ints(5),
+                            ints(6),
+                            B,
+                            S,
+                            static_cast<int64_t>(paths.touched.size())};
+  Tensor row_loss = Tensor::empty({B}, device), coef = Tensor::empty({S}, device);
+  Tensor step_loss = Tensor::empty({S}, device);
+  cuda::huffman_loss_forward(row_loss.data<float>(), coef.data<float>(), step_loss.data<float>(),
+                             hidden.data<float>(), node_weight.data<float>(),
+                             data_or_null(node_bias), p, d);
+  const std::vector<float> host_loss = row_loss.to_vector();
+  check_rows_finite(op, host_loss.data(), B);
+  const float scale = mean_scale(reduction, static_cast<double>(B));
+  Tensor loss = row_loss;
+  if (reduction != Reduction::kNone) {
+    loss = Tensor::empty({}, device);
+    cuda::sum_forward(loss.data<float>(), row_loss.data<float>(), 1, B, 1, scale);
+  }
+  return record(loss, op, {hidden, node_weight, node_bias},
+                [hidden, node_weight, node_bias, arrays, p, coef, reduction, scale, d](
+                    const Tensor& dout, const Tensor&) {
+                  cuda::DeviceGuard guard(hidden.device());
+                  auto grad_of = [](const Tensor& t) {
+                    return wants_grad(t) ? grad_buffer(t).data<float>() : nullptr;
+                  };
+                  cuda::huffman_loss_backward(
+                      grad_of(hidden), grad_of(node_weight), grad_of(node_bias),
+                      hidden.data<float>(), node_weight.data<float>(), coef.data<float>(),
+                      dout.data<float>(), scale, reduction == Reduction::kNone, p, d);
+                });
+#else
+  (void)node_weight, (void)node_bias, (void)paths, (void)reduction;
+  BRIDLE_FAIL("hierarchical_softmax_loss: this build has no CUDA backend (hidden is on {})",
+              hidden.device().str());
+#endif
+}
+
+}  // namespace
+
 Tensor hierarchical_softmax_loss(const Tensor& hidden, const Tensor& node_weight,
                                  const Tensor& targets, const HuffmanTree& tree,
                                  Reduction reduction, const Tensor& node_bias) {
@@ -743,11 +812,13 @@ Tensor hierarchical_softmax_loss(const Tensor& hidden, const Tensor& node_weight
   const int64_t V = tree.num_classes(), N = tree.num_nodes();
   BRIDLE_CHECK(V > 0, "{}: the tree is empty (build it from counts)", op);
   check_layer(op, hidden, node_weight, node_bias, N, "node_weight", "node_bias",
-              "one per internal node, V - 1");
+              "one per internal node, V - 1", Kernels::kCpuAndCuda);
   const int64_t B = hidden.size(0), d = hidden.size(1);
-  check_device(op, {hidden, targets});
+  check_device(op, {hidden, targets}, Kernels::kCpuAndCuda);
   auto paths = std::make_shared<cpu::PathBatch>(
       cpu::make_path_batch(tree, check_targets(op, targets, B, V)));
+  if (hidden.device().is_cuda())
+    return hierarchical_softmax_loss_cuda(hidden, node_weight, node_bias, *paths, reduction);
   const int64_t S = paths->offsets[B];
   Tensor row_loss = Tensor::empty({B});
   Tensor coef = Tensor::empty({S});
@@ -887,6 +958,57 @@ void check_clusters(const char* op, const ClassClusters& clusters) {
                "{}: the clusters are empty (build them from cluster_of_class)", op);
 }
 
+// within_cluster_nll on a GPU (hierarchical_softmax.cu), from the batch built on
+// the host as on the CPU; the row losses come back to be checked for NaN.
+Tensor within_cluster_nll_cuda(const Tensor& hidden, const Tensor& class_weight,
+                               const Tensor& class_bias, const cpu::ClusterBatch& batch) {
+#ifdef BRIDLE_WITH_CUDA
+  const char* op = "within_cluster_nll";
+  const Device device = hidden.device();
+  cuda::DeviceGuard guard(device);
+  const int64_t B = hidden.size(0), d = hidden.size(1), Z = batch.offsets[B];
+  std::vector<int64_t> row_of(static_cast<size_t>(Z));
+  for (int64_t b = 0; b < B; ++b)
+    std::fill(row_of.begin() + batch.offsets[b], row_of.begin() + batch.offsets[b + 1], b);
+  auto arrays = std::make_shared<std::vector<Tensor>>();
+  const std::vector<const std::vector<int64_t>*> host_arrays = {
+      &batch.offsets,    &batch.classes,       &row_of,
+      &batch.target_pos, &batch.group_offsets, &batch.group_rows,
+      &batch.work_group, &batch.work_member,   &batch.work_class};
+  for (const std::vector<int64_t>* a : host_arrays) arrays->push_back(from_vector(*a).to(device));
+  auto ints = [&](size_t a) {  // an empty array (B = 0) has no data: null
+    return (*arrays)[a].numel() == 0 ? nullptr : (*arrays)[a].data<int64_t>();
+  };
+  const cuda::DeviceClusters c{
+      ints(0), ints(1), ints(2), ints(3), ints(4), ints(5),
+      ints(6), ints(7), ints(8), B,       Z,       static_cast<int64_t>(batch.work_class.size())};
+  Tensor nll = Tensor::empty({B}, device), lse = Tensor::empty({B}, device),
+         logits = Tensor::empty({Z}, device);
+  cuda::within_cluster_forward(nll.data<float>(), lse.data<float>(), logits.data<float>(),
+                               hidden.data<float>(), class_weight.data<float>(),
+                               data_or_null(class_bias), c, d);
+  const std::vector<float> host_nll = nll.to_vector();
+  check_rows_finite(op, host_nll.data(), B);
+  return record(nll, op, {hidden, class_weight, class_bias},
+                [hidden, class_weight, class_bias, arrays, c, logits, lse, d, Z](const Tensor& dout,
+                                                                                 const Tensor&) {
+                  cuda::DeviceGuard guard(hidden.device());
+                  auto grad_of = [](const Tensor& t) {
+                    return wants_grad(t) ? grad_buffer(t).data<float>() : nullptr;
+                  };
+                  Tensor dlogits = Tensor::empty({Z}, hidden.device());
+                  cuda::within_cluster_backward(
+                      grad_of(hidden), grad_of(class_weight), grad_of(class_bias),
+                      dlogits.data<float>(), logits.data<float>(), lse.data<float>(),
+                      dout.data<float>(), hidden.data<float>(), class_weight.data<float>(), c, d);
+                });
+#else
+  (void)class_weight, (void)class_bias, (void)batch;
+  BRIDLE_FAIL("within_cluster_nll: this build has no CUDA backend (hidden is on {})",
+              hidden.device().str());
+#endif
+}
+
 }  // namespace
 
 Tensor within_cluster_nll(const Tensor& hidden, const Tensor& class_weight,
@@ -896,11 +1018,13 @@ Tensor within_cluster_nll(const Tensor& hidden, const Tensor& class_weight,
   check_clusters(op, clusters);
   const int64_t V = clusters.num_classes();
   check_layer(op, hidden, class_weight, class_bias, V, "class_weight", "class_bias",
-              "one per class");
-  check_device(op, {hidden, targets});
+              "one per class", Kernels::kCpuAndCuda);
+  check_device(op, {hidden, targets}, Kernels::kCpuAndCuda);
   const int64_t B = hidden.size(0), d = hidden.size(1);
   auto batch = std::make_shared<cpu::ClusterBatch>(
       cpu::make_cluster_batch(clusters, check_targets(op, targets, B, V)));
+  if (hidden.device().is_cuda())
+    return within_cluster_nll_cuda(hidden, class_weight, class_bias, *batch);
   const int64_t Z = batch->offsets[B];
   Tensor nll = Tensor::empty({B}), lse = Tensor::empty({B}), logits = Tensor::empty({Z});
   cpu::within_cluster_forward(nll.data<float>(), lse.data<float>(), logits.data<float>(),
@@ -937,15 +1061,16 @@ Tensor class_based_softmax_loss(const Tensor& hidden, const Tensor& cluster_weig
   check_clusters(op, clusters);
   const int64_t V = clusters.num_classes(), K = clusters.num_clusters();
   check_layer(op, hidden, cluster_weight, cluster_bias, K, "cluster_weight", "cluster_bias",
-              "one per cluster");
+              "one per cluster", Kernels::kCpuAndCuda);
   check_layer(op, hidden, class_weight, class_bias, V, "class_weight", "class_bias",
-              "one per class");
+              "one per class", Kernels::kCpuAndCuda);
   const int64_t B = hidden.size(0);
   const std::vector<int64_t> y = check_targets(op, targets, B, V);
   std::vector<int64_t> cluster_targets(B);
   for (int64_t b = 0; b < B; ++b) cluster_targets[b] = clusters.cluster_of_class[y[b]];
   Tensor per_row = cross_entropy(linear(hidden, cluster_weight, cluster_bias),
-                                 from_vector(cluster_targets), {.reduction = Reduction::kNone}) +
+                                 from_vector(cluster_targets).to(hidden.device()),
+                                 {.reduction = Reduction::kNone}) +
                    within_cluster_nll(hidden, class_weight, class_bias, targets, clusters);
   if (reduction == Reduction::kNone) return per_row;
   if (reduction == Reduction::kSum || B == 0) return sum(per_row);

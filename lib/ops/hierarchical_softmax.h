@@ -40,7 +40,11 @@
 // fixed order (no races, and fused losses that give the same bits on any
 // thread count).
 // Kernels and the backward derivations are in hierarchical_softmax.cpp; the
-// modules are in nn/hierarchical_softmax.h.
+// modules are in nn/hierarchical_softmax.h. The losses (hierarchical_softmax_loss,
+// within_cluster_nll and so class_based_softmax_loss) also run on a GPU
+// (hierarchical_softmax.cu): the batch's paths or slots are laid out on the host,
+// as here, and copied over; there each gradient element has one thread, so they
+// add no atomics and give the same bits on every run. log_prob and topk are CPU only.
 #pragma once
 
 #include <cstdint>

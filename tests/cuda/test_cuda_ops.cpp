@@ -532,6 +532,124 @@ TEST(CudaSampledSoftmax, ErrorsAsOnTheCpu) {
       {"sampled_softmax_loss", "different devices"});
 }
 
+// --- hierarchical softmax ------------------------------------------------------------------
+
+TEST(CudaHierarchicalSoftmax, HuffmanLossMatchesCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  std::vector<int64_t> counts(1000);
+  for (int64_t c = 0; c < 1000; ++c) counts[c] = 100000 / (c + 1) + 1;  // Zipf-like
+  const HuffmanTree tree(counts);
+  const int64_t B = 64, d = 48, N = tree.num_nodes();
+  Generator gen(8);
+  const Tensor hidden = randn({B, d}, gen), node_weight = randn({N, d}, gen) * 0.2f,
+               node_bias = randn({N}, gen);
+  std::vector<int64_t> y(B);
+  for (int64_t b = 0; b < B; ++b) y[b] = (b * b * 7) % 1000;  // frequent and rare classes
+  y[3] = y[4];                                                // a repeated target
+  const Tensor targets = from_vector(y);
+  for (Reduction reduction : {Reduction::kNone, Reduction::kMean, Reduction::kSum}) {
+    for (bool with_bias : {true, false}) {
+      const std::string what = fmt::format("huffman loss, reduction {}, bias {}",
+                                           static_cast<int>(reduction), with_bias);
+      const Tensor g = reduction == Reduction::kNone ? randn({B}, gen) : scalar(0.7f);
+      std::vector<std::vector<Tensor>> results;
+      for (Device device : {Device::cpu(), kGpu}) {
+        Tensor h = leaf_on(hidden, device), w = leaf_on(node_weight, device);
+        Tensor b = with_bias ? leaf_on(node_bias, device) : Tensor();
+        Tensor loss = hierarchical_softmax_loss(h, w, targets.to(device), tree, reduction, b);
+        loss.backward(g.to(device));
+        results.push_back({loss, h.grad(), w.grad(), with_bias ? b.grad() : Tensor()});
+      }
+      expect_matches_cpu(results[1][0], results[0][0], what + " loss", 1e-5f, 1e-4f);
+      expect_matches_cpu(results[1][1], results[0][1], what + " dhidden", 1e-6f, 1e-4f);
+      expect_matches_cpu(results[1][2], results[0][2], what + " dnode_weight", 1e-6f, 1e-4f);
+      if (with_bias)
+        expect_matches_cpu(results[1][3], results[0][3], what + " dnode_bias", 1e-6f, 1e-4f);
+    }
+  }
+}
+
+TEST(CudaHierarchicalSoftmax, GradcheckAndErrorsThroughTheGpu) {
+  BRIDLE_REQUIRE_CUDA();
+  const HuffmanTree tree(std::vector<int64_t>{5, 1, 3, 3, 8, 2});
+  Generator gen(9);
+  Tensor h = randn({4, 3}, gen).set_requires_grad();
+  Tensor w = randn({5, 3}, gen).set_requires_grad(), b = randn({5}, gen).set_requires_grad();
+  const Tensor targets = from_vector(std::vector<int64_t>{0, 5, 5, 2});
+  expect_gradcheck(
+      [&](const std::vector<Tensor>& in) {
+        return hierarchical_softmax_loss(in[0].cuda(), in[1].cuda(), targets.cuda(), tree,
+                                         Reduction::kNone, in[2].cuda())
+            .cpu();
+      },
+      {h, w, b});
+  expect_error(
+      [&] {
+        hierarchical_softmax_loss(h.cuda(), w.cuda(),
+                                  from_vector(std::vector<int64_t>{0, 6, 1, 1}).cuda(), tree);
+      },
+      {"hierarchical_softmax_loss", "target 6", "row 1"});
+  // One class: no internal node, loss 0.
+  const HuffmanTree single(std::vector<int64_t>{4});
+  Tensor none = Tensor::empty({0, 3}).cuda();
+  EXPECT_EQ(hierarchical_softmax_loss(h.detach().cuda(), none,
+                                      from_vector(std::vector<int64_t>{0, 0, 0, 0}).cuda(), single)
+                .item(),
+            0.0f);
+}
+
+TEST(CudaHierarchicalSoftmax, ClassBasedLossMatchesCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  std::vector<int64_t> counts(500);
+  for (int64_t c = 0; c < 500; ++c) counts[c] = 50000 / (c + 1) + 1;
+  const ClassClusters clusters(frequency_binned_clusters(counts, 20));
+  const int64_t B = 48, d = 32, V = 500, K = clusters.num_clusters();
+  Generator gen(10);
+  const std::vector<Tensor> params = {randn({K, d}, gen) * 0.2f, randn({K}, gen),
+                                      randn({V, d}, gen) * 0.2f, randn({V}, gen)};
+  const Tensor hidden = randn({B, d}, gen);
+  std::vector<int64_t> y(B);
+  for (int64_t b = 0; b < B; ++b) y[b] = (b * 31 + b * b) % V;
+  y[7] = y[8];  // two rows with one target
+  const Tensor targets = from_vector(y);
+  for (Reduction reduction : {Reduction::kNone, Reduction::kMean}) {
+    const Tensor g = reduction == Reduction::kNone ? randn({B}, gen) : scalar(1.3f);
+    std::vector<std::vector<Tensor>> results;
+    for (Device device : {Device::cpu(), kGpu}) {
+      Tensor h = leaf_on(hidden, device);
+      std::vector<Tensor> p;
+      for (const Tensor& t : params) p.push_back(leaf_on(t, device));
+      Tensor loss = class_based_softmax_loss(h, p[0], p[1], p[2], p[3], targets.to(device),
+                                             clusters, reduction);
+      loss.backward(g.to(device));
+      results.push_back({loss, h.grad(), p[0].grad(), p[1].grad(), p[2].grad(), p[3].grad()});
+    }
+    const char* names[] = {"loss",          "dhidden",       "dcluster_weight",
+                           "dcluster_bias", "dclass_weight", "dclass_bias"};
+    for (size_t i = 0; i < results[0].size(); ++i)
+      expect_matches_cpu(
+          results[1][i], results[0][i],
+          fmt::format("class-based, reduction {}: {}", static_cast<int>(reduction), names[i]),
+          1e-5f, 1e-4f);
+  }
+}
+
+TEST(CudaHierarchicalSoftmax, WithinClusterGradcheckThroughTheGpu) {
+  BRIDLE_REQUIRE_CUDA();
+  const ClassClusters clusters(std::vector<int64_t>{0, 1, 0, 2, 1, 1, 2});
+  Generator gen(11);
+  Tensor h = randn({4, 3}, gen).set_requires_grad();
+  Tensor w = randn({7, 3}, gen).set_requires_grad(), b = randn({7}, gen).set_requires_grad();
+  const Tensor targets = from_vector(std::vector<int64_t>{0, 5, 5, 3});
+  expect_gradcheck(
+      [&](const std::vector<Tensor>& in) {
+        return within_cluster_nll(in[0].cuda(), in[1].cuda(), in[2].cuda(), targets.cuda(),
+                                  clusters)
+            .cpu();
+      },
+      {h, w, b});
+}
+
 // --- dropout ---------------------------------------------------------------------------
 
 // The mask is drawn on the host from the op's generator (dropout.cpp), so the same

@@ -34,6 +34,20 @@ __device__ __forceinline__ float warp_sum(float value) {
   return value;
 }
 
+// The index of this thread's warp in the grid, for kernels that give a warp
+// to each item.
+__device__ __forceinline__ int64_t grid_warp() {
+  return (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarpSize;
+}
+
+// a . b over n floats by the 32 lanes of a warp, each taking every 32nd element;
+// every lane ends with the result.
+__device__ __forceinline__ float warp_dot(const float* a, const float* b, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t k = threadIdx.x % kWarpSize; k < n; k += kWarpSize) sum += a[k] * b[k];
+  return warp_sum(sum);
+}
+
 // Reduction over a whole block (blockDim.x a multiple of 32, at most 1024):
 // each warp reduces its lanes, warp 0 reduces the warps' results, and the result
 // goes back to every thread through shared memory. `identity` fills the lanes of
