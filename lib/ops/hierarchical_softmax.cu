@@ -41,15 +41,15 @@ __device__ float row_gradient(const float* dout, float scale, bool per_row, int6
 __global__ void steps_kernel(float* step_loss, float* coef, const float* hidden,
                              const float* node_weight, const float* node_bias, DevicePaths p,
                              int64_t d) {
-  const int64_t i = grid_warp();
-  if (i >= p.S) return;  // the whole warp: i is the same on its 32 lanes
-  const int64_t n = p.nodes[i];
-  float s = warp_dot(hidden + p.row_of[i] * d, node_weight + n * d, d);
-  if (threadIdx.x % kWarpSize == 0) {
-    if (node_bias) s += node_bias[n];
-    const float z = p.signs[i] * s;
-    step_loss[i] = softplus(-z);
-    coef[i] = -p.signs[i] * stable_sigmoid(-z);
+  BRIDLE_GRID_WARP_LOOP(i, p.S) {
+    const int64_t n = p.nodes[i];
+    float s = warp_dot(hidden + p.row_of[i] * d, node_weight + n * d, d);
+    if (threadIdx.x % kWarpSize == 0) {
+      if (node_bias) s += node_bias[n];
+      const float z = p.signs[i] * s;
+      step_loss[i] = softplus(-z);
+      coef[i] = -p.signs[i] * stable_sigmoid(-z);
+    }
   }
 }
 
@@ -101,29 +101,29 @@ __global__ void dnode_bias_kernel(float* dnode_bias, const float* coef, const fl
 
 __global__ void cluster_logits_kernel(float* logits, const float* hidden, const float* class_weight,
                                       const float* class_bias, DeviceClusters c, int64_t d) {
-  const int64_t i = grid_warp();
-  if (i >= c.Z) return;  // the whole warp
-  const int64_t j = c.classes[i];
-  const float s = warp_dot(hidden + c.row_of[i] * d, class_weight + j * d, d);
-  if (threadIdx.x % kWarpSize == 0) logits[i] = s + (class_bias ? class_bias[j] : 0.0f);
+  BRIDLE_GRID_WARP_LOOP(i, c.Z) {
+    const int64_t j = c.classes[i];
+    const float s = warp_dot(hidden + c.row_of[i] * d, class_weight + j * d, d);
+    if (threadIdx.x % kWarpSize == 0) logits[i] = s + (class_bias ? class_bias[j] : 0.0f);
+  }
 }
 
 __global__ void cluster_rows_kernel(float* nll, float* lse, const float* logits, DeviceClusters c) {
-  const int64_t b = grid_warp();
   const int lane = threadIdx.x % kWarpSize;
-  if (b >= c.B) return;  // the whole warp
-  const float* z = logits + c.offsets[b];
-  const int64_t size = c.offsets[b + 1] - c.offsets[b];
-  float max = -INFINITY;
-  for (int64_t i = lane; i < size; i += kWarpSize) max = fmaxf(max, z[i]);
-  max = warp_reduce(Float{max}, [](Float x, Float y) { return Float{fmaxf(x.v, y.v)}; }).v;
-  float sum = 0.0f;
-  for (int64_t i = lane; i < size; i += kWarpSize) sum += expf(z[i] - max);
-  sum = warp_sum(sum);
-  if (lane == 0) {
-    const float l = max + logf(sum);  // NaN in the row: NaN, which the op reports
-    lse[b] = l;
-    nll[b] = l - z[c.target_pos[b]];
+  BRIDLE_GRID_WARP_LOOP(b, c.B) {
+    const float* z = logits + c.offsets[b];
+    const int64_t size = c.offsets[b + 1] - c.offsets[b];
+    float max = -INFINITY;
+    for (int64_t i = lane; i < size; i += kWarpSize) max = fmaxf(max, z[i]);
+    max = warp_reduce(Float{max}, [](Float x, Float y) { return Float{fmaxf(x.v, y.v)}; }).v;
+    float sum = 0.0f;
+    for (int64_t i = lane; i < size; i += kWarpSize) sum += expf(z[i] - max);
+    sum = warp_sum(sum);
+    if (lane == 0) {
+      const float l = max + logf(sum);  // NaN in the row: NaN, which the op reports
+      lse[b] = l;
+      nll[b] = l - z[c.target_pos[b]];
+    }
   }
 }
 

@@ -25,14 +25,14 @@ __global__ void true_logits_kernel(float* logits, const float* weight, const flo
                                    const float* hidden, const int64_t* labels,
                                    const float* true_log_q, int64_t BT, int64_t T, int64_t N,
                                    int64_t d) {
-  const int64_t pair = grid_warp();
-  if (pair >= BT) return;  // the whole warp: pair is the same on its 32 lanes
-  const int64_t b = pair / T, t = pair % T, y = labels[pair];
-  float dot = warp_dot(hidden + b * d, weight + y * d, d);
-  if (threadIdx.x % kWarpSize == 0) {
-    if (bias) dot += bias[y];
-    if (true_log_q) dot -= true_log_q[pair];
-    logits[b * N + t] = dot;
+  BRIDLE_GRID_WARP_LOOP(pair, BT) {
+    const int64_t b = pair / T, t = pair % T, y = labels[pair];
+    float dot = warp_dot(hidden + b * d, weight + y * d, d);
+    if (threadIdx.x % kWarpSize == 0) {
+      if (bias) dot += bias[y];
+      if (true_log_q) dot -= true_log_q[pair];
+      logits[b * N + t] = dot;
+    }
   }
 }
 

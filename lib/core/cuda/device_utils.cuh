@@ -34,11 +34,12 @@ __device__ __forceinline__ float warp_sum(float value) {
   return value;
 }
 
-// The index of this thread's warp in the grid, for kernels that give a warp
-// to each item.
-__device__ __forceinline__ int64_t grid_warp() {
-  return (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarpSize;
-}
+// for (i = this thread's warp's first item; i < n; i += every warp of the grid):
+// a warp per item, for any n (blocks_for caps the grid). i is the same on the
+// 32 lanes of a warp, so a warp runs its items' shuffles together.
+#define BRIDLE_GRID_WARP_LOOP(i, n)                                                           \
+  for (int64_t i = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarpSize; \
+       i < (n); i += static_cast<int64_t>(blockDim.x) * gridDim.x / kWarpSize)
 
 // a . b over n floats by the 32 lanes of a warp, each taking every 32nd element;
 // every lane ends with the result.
