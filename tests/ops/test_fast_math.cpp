@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -161,6 +162,59 @@ TEST(FastMath, RowExpSumAtEveryAlignment) {
         for (int64_t j = 0; j < 128; ++j) {
           const bool outside = j < offset || j >= offset + n;
           ASSERT_TRUE(!outside || out[j] == -1.0f) << "wrote element " << j;
+        }
+      }
+    }
+  });
+}
+
+// The dot and write kernels (plain vectors, then a masked tail): at every start
+// within a cache line and every short length, they must read, write and add
+// exactly the row, in both write modes, and touch nothing around it.
+TEST(FastMath, RowWriteKernelsAtEveryAlignment) {
+  alignas(64) static float a[128], b[128], out[128];
+  for (int i = 0; i < 128; ++i) {
+    a[i] = 0.3f - 0.07f * static_cast<float>(i % 23);
+    b[i] = 0.01f * static_cast<float>(i % 41) - 0.2f;
+  }
+  for_each_simd_path([] {
+    for (int64_t offset = 0; offset < 16; ++offset) {
+      for (int64_t n = 0; n <= 70; ++n) {
+        const std::string where = fmt::format("offset {}, n {}", offset, n);
+        double dot = 0.0;
+        for (int64_t j = 0; j < n; ++j) dot += static_cast<double>(a[offset + j]) * b[offset + j];
+        EXPECT_NEAR(row_dot(a + offset, b + offset, n), dot, 1e-5 * (1.0 + std::abs(dot))) << where;
+        for (bool accumulate : {false, true}) {
+          // Each kernel with its reference for element j.
+          const std::vector<std::pair<std::function<void()>, std::function<double(int64_t)>>>
+              kernels = {{[&] {
+                            row_mul_diff(out + offset, a + offset, b + offset, n, 0.1f, 2.0f,
+                                         accumulate);
+                          },
+                          [](int64_t j) { return static_cast<double>(a[j]) * (b[j] - 0.1) * 2.0; }},
+                         {[&] {
+                            row_exp_axpy(out + offset, a + offset, n, 0.2f, 0.5f, b + offset, -1.5f,
+                                         accumulate);
+                          },
+                          [](int64_t j) { return 0.5 * std::exp(a[j] - 0.2) - 1.5 * b[j]; }}};
+          for (const auto& [kernel, want] : kernels) {
+            std::fill(std::begin(out), std::end(out), 4.0f);
+            kernel();
+            for (int64_t j = 0; j < 128; ++j) {
+              const bool inside = j >= offset && j < offset + n;
+              const double expected = inside ? (accumulate ? 4.0 : 0.0) + want(j) : 4.0;
+              ASSERT_NEAR(out[j], expected, 1e-6 * (1.0 + std::abs(expected)))
+                  << where << ", accumulate " << accumulate << ", element " << j;
+            }
+          }
+        }
+        std::fill(std::begin(out), std::end(out), 4.0f);
+        row_affine_min(out + offset, a + offset, n, 0.1f, 3.0f, 0.2f, 0.0f);
+        for (int64_t j = 0; j < 128; ++j) {
+          const bool inside = j >= offset && j < offset + n;
+          const double expected = inside ? std::min((a[j] - 0.1) * 3.0 - 0.2, 0.0) : 4.0;
+          ASSERT_NEAR(out[j], expected, 1e-6 * (1.0 + std::abs(expected)))
+              << where << ", element " << j;
         }
       }
     }
