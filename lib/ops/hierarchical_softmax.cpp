@@ -740,6 +740,20 @@ std::pair<Tensor, Tensor> topk_outputs(int64_t B, int64_t k) {
 
 namespace {
 
+#ifdef BRIDLE_WITH_CUDA
+// Host arrays copied to a device, held together so that the backward that reads
+// them keeps them alive.
+struct DeviceCopies {
+  std::vector<Tensor> tensors;
+  // The device copy of host; null for an empty array, which has no data.
+  template <typename T>
+  const T* add(const std::vector<T>& host, Device device) {
+    tensors.push_back(from_vector(host).to(device));
+    return host.empty() ? nullptr : tensors.back().template data<T>();
+  }
+};
+#endif
+
 // The Huffman loss on a GPU (hierarchical_softmax.cu): the paths built on the
 // host, as on the CPU, are copied to the device (a few int64 per path step), and
 // the row losses come back to be checked for NaN (a copy that waits for the GPU).
@@ -751,23 +765,14 @@ Tensor hierarchical_softmax_loss_cuda(const Tensor& hidden, const Tensor& node_w
   const Device device = hidden.device();
   cuda::DeviceGuard guard(device);
   const int64_t B = hidden.size(0), d = hidden.size(1), S = paths.offsets[B];
-  // The path arrays on the device, kept alive by the backward's capture.
-  auto arrays = std::make_shared<std::vector<Tensor>>(std::vector<Tensor>{
-      from_vector(paths.offsets).to(device), from_vector(paths.nodes).to(device),
-      from_vector(paths.signs).to(device), from_vector(paths.row_of).to(device),
-      from_vector(paths.touched).to(device), from_vector(paths.node_offsets).to(device),
-      from_vector(paths.by_node).to(device)});
-  // An empty array (S = 0 when V = 1) has no data: null.
-  auto ints = [&](size_t a) {
-    return (*arrays)[a].numel() == 0 ? nullptr : (*arrays)[a].data<int64_t>();
-  };
-  const cuda::DevicePaths p{ints(0),
-                            ints(1),
-                            S == 0 ? nullptr : (*arrays)[2].data<float>(),
-                            ints(3),
-                            ints(4),
-                            ints(5),
-                            ints(6),
+  auto copies = std::make_shared<DeviceCopies>();  // kept alive by the backward's capture
+  const cuda::DevicePaths p{copies->add(paths.offsets, device),
+                            copies->add(paths.nodes, device),
+                            copies->add(paths.signs, device),
+                            copies->add(paths.row_of, device),
+                            copies->add(paths.touched, device),
+                            copies->add(paths.node_offsets, device),
+                            copies->add(paths.by_node, device),
                             B,
                             S,
                             static_cast<int64_t>(paths.touched.size())};
@@ -785,7 +790,7 @@ Tensor hierarchical_softmax_loss_cuda(const Tensor& hidden, const Tensor& node_w
     cuda::sum_forward(loss.data<float>(), row_loss.data<float>(), 1, B, 1, scale);
   }
   return record(loss, op, {hidden, node_weight, node_bias},
-                [hidden, node_weight, node_bias, arrays, p, coef, reduction, scale, d](
+                [hidden, node_weight, node_bias, copies, p, coef, reduction, scale, d](
                     const Tensor& dout, const Tensor&) {
                   cuda::DeviceGuard guard(hidden.device());
                   auto grad_of = [](const Tensor& t) {
@@ -970,18 +975,19 @@ Tensor within_cluster_nll_cuda(const Tensor& hidden, const Tensor& class_weight,
   std::vector<int64_t> row_of(static_cast<size_t>(Z));
   for (int64_t b = 0; b < B; ++b)
     std::fill(row_of.begin() + batch.offsets[b], row_of.begin() + batch.offsets[b + 1], b);
-  auto arrays = std::make_shared<std::vector<Tensor>>();
-  const std::vector<const std::vector<int64_t>*> host_arrays = {
-      &batch.offsets,    &batch.classes,       &row_of,
-      &batch.target_pos, &batch.group_offsets, &batch.group_rows,
-      &batch.work_group, &batch.work_member,   &batch.work_class};
-  for (const std::vector<int64_t>* a : host_arrays) arrays->push_back(from_vector(*a).to(device));
-  auto ints = [&](size_t a) {  // an empty array (B = 0) has no data: null
-    return (*arrays)[a].numel() == 0 ? nullptr : (*arrays)[a].data<int64_t>();
-  };
-  const cuda::DeviceClusters c{
-      ints(0), ints(1), ints(2), ints(3), ints(4), ints(5),
-      ints(6), ints(7), ints(8), B,       Z,       static_cast<int64_t>(batch.work_class.size())};
+  auto copies = std::make_shared<DeviceCopies>();  // kept alive by the backward's capture
+  const cuda::DeviceClusters c{copies->add(batch.offsets, device),
+                               copies->add(batch.classes, device),
+                               copies->add(row_of, device),
+                               copies->add(batch.target_pos, device),
+                               copies->add(batch.group_offsets, device),
+                               copies->add(batch.group_rows, device),
+                               copies->add(batch.work_group, device),
+                               copies->add(batch.work_member, device),
+                               copies->add(batch.work_class, device),
+                               B,
+                               Z,
+                               static_cast<int64_t>(batch.work_class.size())};
   Tensor nll = Tensor::empty({B}, device), lse = Tensor::empty({B}, device),
          logits = Tensor::empty({Z}, device);
   cuda::within_cluster_forward(nll.data<float>(), lse.data<float>(), logits.data<float>(),
@@ -990,7 +996,7 @@ Tensor within_cluster_nll_cuda(const Tensor& hidden, const Tensor& class_weight,
   const std::vector<float> host_nll = nll.to_vector();
   check_rows_finite(op, host_nll.data(), B);
   return record(nll, op, {hidden, class_weight, class_bias},
-                [hidden, class_weight, class_bias, arrays, c, logits, lse, d, Z](const Tensor& dout,
+                [hidden, class_weight, class_bias, copies, c, logits, lse, d, Z](const Tensor& dout,
                                                                                  const Tensor&) {
                   cuda::DeviceGuard guard(hidden.device());
                   auto grad_of = [](const Tensor& t) {
