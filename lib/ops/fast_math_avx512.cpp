@@ -160,9 +160,78 @@ float row_exp_sum(const float* x, int64_t n, float shift, float scale, float* e)
                        : exp_sum<true>(x, n, shift, scale, e);
 }
 
+namespace {
+
+// A row read through 64-byte aligned loads, one cache line each, rebuilt into the
+// row's own vectors with vpermt2ps: x[j, j + 16) and x[j + 16, j + 32) come out
+// of the three aligned vectors covering them, the first of which the previous
+// call loaded. For a loop bound by the cache (row_dot, the first pass of
+// softmax's backward), a load that straddles two lines costs two, and a row of
+// 1000 floats starts half-way into a line every other row; the rebuilt vectors
+// are the same as unaligned loads give, so the sums keep their grouping and
+// their bits wherever the row starts (topk on hierarchical log-probabilities
+// compares near-tied sums computed from rows at different addresses).
+class AlignedRow {
+ public:
+  // x must be 4-byte aligned and the row at least 48 floats long; the first
+  // vector is loaded masked, so no byte before x is read.
+  explicit AlignedRow(const float* x) {
+    const auto shift = static_cast<int>((reinterpret_cast<uintptr_t>(x) & 63) / sizeof(float));
+    line_ = x - shift;
+    index_ =
+        _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(shift));
+    carry_ = _mm512_maskz_load_ps(static_cast<__mmask16>(0xffffu << shift), line_);
+  }
+  // x[j, j + 16) and x[j + 16, j + 32), for j = 0, 32, 64, ... in turn while
+  // j + 48 <= n (the aligned loads then stay inside the row).
+  void next(int64_t j, __m512& first, __m512& second) {
+    const __m512 middle = _mm512_load_ps(line_ + j + 16), last = _mm512_load_ps(line_ + j + 32);
+    first = _mm512_permutex2var_ps(carry_, index_, middle);
+    second = _mm512_permutex2var_ps(middle, index_, last);
+    carry_ = last;
+  }
+
+ private:
+  const float* line_;  // x rounded down to a 64-byte boundary
+  __m512i index_;      // lane m takes element m + shift of two consecutive lines
+  __m512 carry_;
+};
+
+bool float_aligned(const float* x) { return (reinterpret_cast<uintptr_t>(x) & 3) == 0; }
+bool line_aligned(const float* x) { return (reinterpret_cast<uintptr_t>(x) & 63) == 0; }
+
+}  // namespace
+
 float row_dot(const float* a, const float* b, int64_t n) {
+  // Two accumulators: acc0 takes elements [32i, 32i + 16) and the tail, acc1
+  // [32i + 16, 32i + 32), whichever loads fetch them.
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t j = 0;
+  // Rebuilding costs two shuffles per vector: worth it only for a row that
+  // does not start on a line (rows of 50000 floats all do).
+  const bool realign = n >= 48 && float_aligned(a) && (!b || float_aligned(b)) &&
+                       !(line_aligned(a) && (!b || line_aligned(b)));
+  if (realign) {
+    AlignedRow row_a(a);
+    if (b) {
+      AlignedRow row_b(b);
+      for (; j + 48 <= n; j += 32) {
+        __m512 a0, a1, b0, b1;
+        row_a.next(j, a0, a1);
+        row_b.next(j, b0, b1);
+        acc0 = _mm512_fmadd_ps(a0, b0, acc0);
+        acc1 = _mm512_fmadd_ps(a1, b1, acc1);
+      }
+    } else {
+      for (; j + 48 <= n; j += 32) {
+        __m512 a0, a1;
+        row_a.next(j, a0, a1);
+        acc0 = _mm512_add_ps(acc0, a0);
+        acc1 = _mm512_add_ps(acc1, a1);
+      }
+    }
+  }
   for (; j + 32 <= n; j += 32) {
     const __m512 a0 = _mm512_loadu_ps(a + j), a1 = _mm512_loadu_ps(a + j + 16);
     if (b) {
