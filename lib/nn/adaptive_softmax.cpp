@@ -50,8 +50,10 @@ double python_floor_div(double a, double b) {
   return floor_div;
 }
 
-Tensor int64_tensor(const std::vector<int64_t>& values) {
-  return from_vector(values, {static_cast<int64_t>(values.size())});
+// Index lists are built on the host (assign() sorts the rows there) and used on
+// the hidden states' device.
+Tensor int64_tensor(const std::vector<int64_t>& values, Device device) {
+  return from_vector(values, {static_cast<int64_t>(values.size())}).to(device);
 }
 
 }  // namespace
@@ -112,7 +114,7 @@ void AdaptiveLogSoftmaxWithLoss::check_batch(const Tensor& hidden, const Tensor&
   BRIDLE_CHECK(targets.defined() && is_integer(targets.dtype()),
                "{}: targets must be int32 or int64 class indices, got {}", op,
                targets.defined() ? dtype_name(targets.dtype()) : "an undefined tensor");
-  check_device(op, {hidden, targets});
+  check_device(op, {hidden, targets}, Kernels::kCpuAndCuda);
   if (targets.dim() == 1) {
     BRIDLE_CHECK(hidden.dim() == 2,
                  "{}: 1D target tensor expects 2D input tensors, but found input {}", op,
@@ -165,26 +167,28 @@ AdaptiveLogSoftmaxWithLoss::Assignment AdaptiveLogSoftmaxWithLoss::assign(
 
 Tensor AdaptiveLogSoftmaxWithLoss::row_nll(const Tensor& hidden, const Assignment& a) {
   const auto B = static_cast<int64_t>(a.head_target.size());
+  const Device device = hidden.device();
   CrossEntropyOptions head_options;
   head_options.reduction = Reduction::kNone;
   head_options.ignore_index = -1;
-  Tensor nll = cross_entropy(head->forward(hidden), int64_tensor(a.head_target), head_options);
+  Tensor nll =
+      cross_entropy(head->forward(hidden), int64_tensor(a.head_target, device), head_options);
   CrossEntropyOptions row_options;
   row_options.reduction = Reduction::kNone;
   // Each cluster's row losses, concatenated after a 0 that the head rows point to.
-  std::vector<Tensor> pieces = {zeros({1})};
+  std::vector<Tensor> pieces = {zeros({1}, device)};
   std::vector<int64_t> position(B, 0);
   int64_t offset = 1;
   for (int64_t i = 0; i < n_clusters(); ++i) {
     const std::vector<int64_t>& rows = a.rows[i];
     if (rows.empty()) continue;
-    Tensor logits = tail[i]->forward(index_select(hidden, int64_tensor(rows)));
-    pieces.push_back(cross_entropy(logits, int64_tensor(a.relative[i]), row_options));
+    Tensor logits = tail[i]->forward(index_select(hidden, int64_tensor(rows, device)));
+    pieces.push_back(cross_entropy(logits, int64_tensor(a.relative[i], device), row_options));
     for (size_t j = 0; j < rows.size(); ++j) position[rows[j]] = offset + static_cast<int64_t>(j);
     offset += static_cast<int64_t>(rows.size());
   }
   if (pieces.size() == 1) return nll;
-  return nll + index_select(cat(pieces), int64_tensor(position));
+  return nll + index_select(cat(pieces), int64_tensor(position, device));
 }
 
 AdaptiveOutput AdaptiveLogSoftmaxWithLoss::forward_with_loss(const Tensor& hidden,
@@ -213,27 +217,30 @@ Tensor AdaptiveLogSoftmaxWithLoss::loss(const Tensor& hidden, const Tensor& targ
   }
   // kSum / kMean: every cross_entropy sums its own rows, so the per-row losses
   // never need to be put back in batch order.
+  const Device device = x.device();
   CrossEntropyOptions sum_options;
   sum_options.reduction = Reduction::kSum;
   sum_options.ignore_index = -1;
-  Tensor total = cross_entropy(head->forward(x), int64_tensor(a.head_target), sum_options);
+  Tensor total = cross_entropy(head->forward(x), int64_tensor(a.head_target, device), sum_options);
   for (int64_t i = 0; i < n_clusters(); ++i) {
     if (a.rows[i].empty()) continue;
-    Tensor logits = tail[i]->forward(index_select(x, int64_tensor(a.rows[i])));
-    total = total + cross_entropy(logits, int64_tensor(a.relative[i]), sum_options);
+    Tensor logits = tail[i]->forward(index_select(x, int64_tensor(a.rows[i], device)));
+    total = total + cross_entropy(logits, int64_tensor(a.relative[i], device), sum_options);
   }
   if (reduction == Reduction::kSum) return total;
   return total * (a.counted > 0 ? 1.0f / static_cast<float>(a.counted) : 0.0f);
 }
 
 Tensor AdaptiveLogSoftmaxWithLoss::full_log_prob(const Tensor& hidden, const Tensor& head_logits) {
+  const Device device = hidden.device();
   Tensor head_lp = log_softmax(head_logits, 1);
   std::vector<int64_t> shortlist(shortlist_size());
   std::iota(shortlist.begin(), shortlist.end(), int64_t{0});
-  std::vector<Tensor> parts = {index_select(head_lp, int64_tensor(shortlist), 1)};
+  std::vector<Tensor> parts = {index_select(head_lp, int64_tensor(shortlist, device), 1)};
   for (int64_t i = 0; i < n_clusters(); ++i) {
     // log p(c_i + j) = head_lp[:, c_1 + i] + log_softmax(tail_i(x))[:, j]
-    Tensor cluster_lp = index_select(head_lp, int64_tensor({shortlist_size() + i}), 1);  // [B, 1]
+    Tensor cluster_lp =
+        index_select(head_lp, int64_tensor({shortlist_size() + i}, device), 1);  // [B, 1]
     parts.push_back(log_softmax(tail[i]->forward(hidden), 1) + cluster_lp);
   }
   return cat(parts, 1);
@@ -262,11 +269,15 @@ Tensor AdaptiveLogSoftmaxWithLoss::predict(const Tensor& hidden) {
   if (rows.numel() == 0) return best;
   Tensor sub =
       argmax(full_log_prob(index_select(hidden, rows), index_select(head_logits, rows)), 1);
-  const int64_t* r = rows.data<int64_t>();
-  const int64_t* s = sub.data<int64_t>();
-  int64_t* out = best.data<int64_t>();
+  // The cluster rows' answers go into best on the host (on the CPU, .cpu() is
+  // best itself and this writes in place); a batch's worth of int64s.
+  Tensor best_host = best.cpu();
+  const Tensor rows_host = rows.cpu(), sub_host = sub.cpu();
+  const int64_t* r = rows_host.data<int64_t>();
+  const int64_t* s = sub_host.data<int64_t>();
+  int64_t* out = best_host.data<int64_t>();
   for (int64_t j = 0; j < rows.numel(); ++j) out[r[j]] = s[j];
-  return best;
+  return best_host.to(hidden.device());
 }
 
 Tensor AdaptiveLogSoftmaxWithLoss::forward(const Tensor&) {

@@ -28,6 +28,9 @@
 //   argmax(log_prob(hidden), 1).
 // The forward composes linear, index_select and the fused cross_entropy (which
 // gives -log_softmax(z)_y in one pass over z, and its gradient in one more).
+// On a GPU the same ops run there; the targets are sorted into clusters on the
+// host (a copy of the targets that waits for the GPU), as predict() sorts the
+// rows whose head argmax is a cluster.
 #pragma once
 
 #include <memory>

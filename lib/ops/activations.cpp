@@ -5,11 +5,15 @@
 //   tanh gelu:   with u = k (x + c x^3), t = tanh u, k = sqrt(2 / pi), c = 0.044715,
 //                f'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2)
 //   leaky_relu:  f'(x) = 1 if x > 0 else a   (a at the kink, as PyTorch)
+//
+// The CUDA kernels (activations.cu) compute the same in float.
 #include "ops/activations.h"
 
 #include <cmath>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
+#include "ops/cuda_kernels.h"
 #include "ops/op_utils.h"
 
 namespace bridle {
@@ -69,12 +73,51 @@ void leaky_relu_backward(float* dx, const float* x, const float* dy, int64_t n,
 
 }  // namespace cpu
 
+namespace {
+
+// The GPU paths. Under #ifdef, not `if constexpr`: GCC at -O0 still emits
+// lambdas inside discarded branches, and a CPU-only build has no activations.cu.
+#ifdef BRIDLE_WITH_CUDA
+Tensor gelu_cuda(const Tensor& x, bool tanh_form) {
+  cuda::DeviceGuard guard(x.device());
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  cuda::gelu_forward(y.data<float>(), x.data<float>(), x.numel(), tanh_form);
+  return record(y, "gelu", {x}, [x, tanh_form](const Tensor& dy, const Tensor&) {
+    cuda::DeviceGuard guard(x.device());
+    write_grad(x, [&](float* dx, bool accumulate) {
+      cuda::gelu_backward(dx, x.data<float>(), dy.data<float>(), x.numel(), tanh_form, accumulate);
+    });
+  });
+}
+
+Tensor leaky_relu_cuda(const Tensor& x, float negative_slope) {
+  cuda::DeviceGuard guard(x.device());
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  cuda::leaky_relu_forward(y.data<float>(), x.data<float>(), x.numel(), negative_slope);
+  return record(y, "leaky_relu", {x}, [x, negative_slope](const Tensor& dy, const Tensor&) {
+    cuda::DeviceGuard guard(x.device());
+    write_grad(x, [&](float* dx, bool accumulate) {
+      cuda::leaky_relu_backward(dx, x.data<float>(), dy.data<float>(), x.numel(), negative_slope,
+                                accumulate);
+    });
+  });
+}
+#else
+Tensor gelu_cuda(const Tensor&, bool) { BRIDLE_FAIL("gelu: this build has no CUDA backend"); }
+Tensor leaky_relu_cuda(const Tensor&, float) {
+  BRIDLE_FAIL("leaky_relu: this build has no CUDA backend");
+}
+#endif
+
+}  // namespace
+
 Tensor gelu(const Tensor& x, std::string_view approximate) {
   check_float("gelu", x);
-  check_device("gelu", {x});
+  check_device("gelu", {x}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(approximate == "none" || approximate == "tanh",
                "gelu: approximate must be \"none\" or \"tanh\", got \"{}\"", approximate);
   const bool tanh_form = approximate == "tanh";
+  if (x.device().is_cuda()) return gelu_cuda(x, tanh_form);
   Tensor y = Tensor::empty(x.shape());
   cpu::gelu_forward(y.data<float>(), x.data<float>(), x.numel(), tanh_form);
   return record(y, "gelu", {x}, [x, tanh_form](const Tensor& dy, const Tensor&) {
@@ -85,9 +128,10 @@ Tensor gelu(const Tensor& x, std::string_view approximate) {
 
 Tensor leaky_relu(const Tensor& x, float negative_slope) {
   check_float("leaky_relu", x);
-  check_device("leaky_relu", {x});
+  check_device("leaky_relu", {x}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(std::isfinite(negative_slope), "leaky_relu: negative_slope must be finite, got {}",
                negative_slope);
+  if (x.device().is_cuda()) return leaky_relu_cuda(x, negative_slope);
   Tensor y = Tensor::empty(x.shape());
   cpu::leaky_relu_forward(y.data<float>(), x.data<float>(), x.numel(), negative_slope);
   return record(y, "leaky_relu", {x}, [x, negative_slope](const Tensor& dy, const Tensor&) {

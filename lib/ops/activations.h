@@ -5,7 +5,7 @@
 //   gelu(x, "tanh")    = 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
 //   leaky_relu(x, a)   = x if x > 0 else a x
 // The formulas and derivatives follow PyTorch's CPU kernels; each derivative sits
-// next to its forward in activations.cpp.
+// next to its forward in activations.cpp, the CUDA kernels in activations.cu.
 #pragma once
 
 #include <string_view>

@@ -1,4 +1,8 @@
 // Scaled dot-product attention, composed from ops; see attention.h.
+//
+// Every op it is made of (matmul, transpose, the scalar multiply, add,
+// safe_softmax, masked_softmax) has CUDA kernels, so it runs on either device;
+// its backward is theirs.
 #include "ops/attention.h"
 
 #include <cmath>
@@ -16,7 +20,7 @@ namespace bridle {
 Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionOptions& options) {
   check_float("attention", q, "q");
   check_float("attention", k, "k");
-  check_device("attention", {q, k, options.mask});
+  check_device("attention", {q, k, options.mask}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK((q.dim() == 2 || q.dim() == 3) && k.dim() == q.dim(),
                "attention: q and k must both be [L, E] or [N, L, E], got {} and {}",
                shape_str(q.shape()), shape_str(k.shape()));
@@ -32,7 +36,7 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionOption
     for (int64_t i = 0; i < L; ++i)
       for (int64_t j = 0; j < S; ++j)
         causal.data<float>()[i * S + j] = j <= i ? 0.0f : -std::numeric_limits<float>::infinity();
-    scores = scores + causal;
+    scores = scores + causal.to(q.device());  // built on the host, copied once
   }
   if (!options.mask.defined()) return safe_softmax(scores, -1);
   BRIDLE_CHECK(!options.mask.requires_grad(), "attention: the mask is a constant; detach() it");

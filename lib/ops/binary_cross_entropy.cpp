@@ -1,5 +1,6 @@
-// Binary cross-entropy from logits (fused kernel) and the sigmoid focal loss
-// (composed from ops); see binary_cross_entropy.h for the formulas.
+// Binary cross-entropy from logits (fused kernel, CPU here and CUDA in
+// binary_cross_entropy.cu) and the sigmoid focal loss (composed from ops); see
+// binary_cross_entropy.h for the formulas.
 //
 // Derivation of the stable form, with s = sigmoid(x), log s = -softplus(-x) and
 // log(1 - s) = -x - softplus(-x), where softplus(-x) = log1p(exp(-|x|)) + max(-x, 0):
@@ -12,7 +13,9 @@
 #include <cmath>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
+#include "ops/cuda_kernels.h"
 #include "ops/elementwise.h"
 #include "ops/fast_math.h"
 #include "ops/loss_utils.h"
@@ -66,8 +69,44 @@ Tensor broadcast_constant(const char* op, const char* what, const Tensor& t, con
   check_float(op, t, what);
   BRIDLE_CHECK(!t.requires_grad(), "{}: {} is a constant here; detach() it", op, what);
   NoGradGuard no_grad;
-  return mul(ones(shape), t);  // broadcasting checks and names the shapes
+  return mul(ones(shape, t.device()), t);  // broadcasting checks and names the shapes
 }
+
+// The loss on a GPU, with weight and pos_weight already materialized there.
+#ifdef BRIDLE_WITH_CUDA
+const float* data_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+Tensor bce_with_logits_cuda(const Tensor& logits, const Tensor& targets, const Tensor& weight,
+                            const Tensor& pos_weight, Reduction reduction) {
+  const char* op = "binary_cross_entropy_with_logits";
+  cuda::DeviceGuard guard(logits.device());
+  const int64_t n = logits.numel();
+  Tensor loss = Tensor::empty(logits.shape(), logits.device());
+  cuda::bce_with_logits_forward(loss.data<float>(), logits.data<float>(), targets.data<float>(),
+                                data_or_null(weight), data_or_null(pos_weight), n);
+  const float scale = mean_scale(reduction, static_cast<double>(n));
+  if (reduction != Reduction::kNone) {
+    Tensor total = Tensor::empty({}, logits.device());
+    cuda::sum_forward(total.data<float>(), loss.data<float>(), 1, n, 1, scale);
+    loss = total;
+  }
+  return record(loss, op, {logits},
+                [logits, targets, weight, pos_weight, reduction, scale, n](const Tensor& dout,
+                                                                           const Tensor&) {
+                  cuda::DeviceGuard guard(logits.device());
+                  write_grad(logits, [&](float* dx, bool accumulate) {
+                    cuda::bce_with_logits_backward(dx, logits.data<float>(), targets.data<float>(),
+                                                   data_or_null(weight), data_or_null(pos_weight),
+                                                   dout.data<float>(), scale,
+                                                   reduction == Reduction::kNone, n, accumulate);
+                  });
+                });
+}
+#else
+Tensor bce_with_logits_cuda(const Tensor&, const Tensor&, const Tensor&, const Tensor&, Reduction) {
+  BRIDLE_FAIL("binary_cross_entropy_with_logits: this build has no CUDA backend");
+}
+#endif
 
 }  // namespace
 
@@ -77,7 +116,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   check_float(op, logits, "logits");
   BRIDLE_CHECK(targets.defined() && targets.is_float(), "{}: targets must be float32{}", op,
                targets.defined() ? fmt::format(", got {}", dtype_name(targets.dtype())) : "");
-  check_device(op, {logits, targets, options.weight, options.pos_weight});
+  check_device(op, {logits, targets, options.weight, options.pos_weight}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(targets.shape() == logits.shape(), "{}: targets {} must have the logits' shape {}",
                op, shape_str(targets.shape()), shape_str(logits.shape()));
   BRIDLE_CHECK(!targets.requires_grad(), "{}: targets are constants here; detach() them", op);
@@ -89,6 +128,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   }
   Tensor weight = broadcast_constant(op, "weight", options.weight, logits.shape());
   Tensor pos_weight = broadcast_constant(op, "pos_weight", options.pos_weight, logits.shape());
+  if (logits.device().is_cuda())
+    return bce_with_logits_cuda(logits, targets, weight, pos_weight, options.reduction);
   auto ptr = [](const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
   const int64_t n = logits.numel();
   Tensor loss = Tensor::empty(logits.shape());

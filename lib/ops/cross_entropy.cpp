@@ -312,9 +312,9 @@ Tensor cross_entropy_class_cuda(const Tensor& logits, const Tensor& targets,
   }
 }
 
-Tensor cross_entropy_soft(const Tensor& logits, const Tensor& targets,
-                          const CrossEntropyOptions& options) {
-  const int64_t B = logits.shape()[0], C = logits.shape()[1];
+// The checks of probability targets, the same on every device.
+void check_soft_targets(const Tensor& logits, const Tensor& targets,
+                        const CrossEntropyOptions& options) {
   BRIDLE_CHECK(targets.shape() == logits.shape(),
                "cross_entropy: float32 targets are probabilities and must have the logits' shape "
                "{}, got {} (class indices must be int32 or int64)",
@@ -324,6 +324,12 @@ Tensor cross_entropy_soft(const Tensor& logits, const Tensor& targets,
                options.ignore_index);
   BRIDLE_CHECK(!targets.requires_grad(),
                "cross_entropy: probability targets are constants here; detach() them");
+}
+
+Tensor cross_entropy_soft(const Tensor& logits, const Tensor& targets,
+                          const CrossEntropyOptions& options) {
+  const int64_t B = logits.shape()[0], C = logits.shape()[1];
+  check_soft_targets(logits, targets, options);
   const float* weight = check_weight("cross_entropy", options.weight, C);
   Tensor row_loss = Tensor::empty({B}), lse = Tensor::empty({B}), mass = Tensor::empty({B});
   cpu::cross_entropy_soft_forward(row_loss.data<float>(), lse.data<float>(), mass.data<float>(),
@@ -343,6 +349,52 @@ Tensor cross_entropy_soft(const Tensor& logits, const Tensor& targets,
                                            options.label_smoothing, dloss.data(), B, C, accumulate);
         });
       });
+}
+
+// cross_entropy with probability targets on a GPU (cross_entropy.cu): the class
+// weights are checked on a host copy and the per-row losses copied back to check
+// them for NaN, as in cross_entropy_class_cuda.
+Tensor cross_entropy_soft_cuda(const Tensor& logits, const Tensor& targets,
+                               const CrossEntropyOptions& options) {
+#ifndef BRIDLE_WITH_CUDA
+  (void)logits, (void)targets, (void)options;
+  BRIDLE_FAIL("cross_entropy: this build has no CUDA backend");
+#else
+  const int64_t B = logits.shape()[0], C = logits.shape()[1];
+  check_soft_targets(logits, targets, options);
+  const Tensor weight_host = options.weight.defined() ? options.weight.cpu() : Tensor();
+  check_weight("cross_entropy", weight_host, C);
+  const float scale = mean_scale(options.reduction, static_cast<double>(B));
+
+  cuda::DeviceGuard guard(logits.device());
+  const Device device = logits.device();
+  Tensor row_loss = Tensor::empty({B}, device), lse = Tensor::empty({B}, device),
+         mass = Tensor::empty({B}, device);
+  const Tensor& w = options.weight;
+  cuda::cross_entropy_soft_forward(row_loss.data<float>(), lse.data<float>(), mass.data<float>(),
+                                   logits.data<float>(), targets.data<float>(),
+                                   w.defined() ? w.data<float>() : nullptr, B, C,
+                                   options.label_smoothing);
+  check_rows_finite("cross_entropy", row_loss.cpu().data<float>(), B, logits);
+  Tensor loss = row_loss;
+  if (options.reduction != Reduction::kNone) {
+    loss = Tensor::empty({}, device);
+    cuda::sum_forward(loss.data<float>(), row_loss.data<float>(), 1, B, 1, scale);
+  }
+  return record(
+      loss, "cross_entropy", {logits},
+      [logits, targets, lse, mass, options, scale, B, C](const Tensor& dout, const Tensor&) {
+        cuda::DeviceGuard guard(logits.device());
+        const Tensor& w = options.weight;
+        write_grad(logits, [&](float* dlogits, bool accumulate) {
+          cuda::cross_entropy_soft_backward(
+              dlogits, logits.data<float>(), lse.data<float>(), mass.data<float>(),
+              targets.data<float>(), w.defined() ? w.data<float>() : nullptr, dout.data<float>(),
+              scale, options.reduction == Reduction::kNone, B, C, options.label_smoothing,
+              accumulate);
+        });
+      });
+#endif
 }
 
 template <typename Target>
@@ -375,6 +427,48 @@ Tensor nll_loss_typed(const Tensor& log_probs, const Tensor& targets,
                 });
 }
 
+// nll_loss on a GPU (cross_entropy.cu): the targets and weights are checked on
+// host copies, as in cross_entropy_class_cuda, with the CPU op's errors.
+template <typename Target>
+Tensor nll_loss_cuda(const Tensor& log_probs, const Tensor& targets,
+                     const NllLossOptions& options) {
+  if constexpr (!kCudaBuild) {
+    BRIDLE_FAIL("nll_loss: this build has no CUDA backend");
+  } else {
+    const int64_t B = log_probs.shape()[0], C = log_probs.shape()[1];
+    const Tensor weight_host = options.weight.defined() ? options.weight.cpu() : Tensor();
+    const float* host_weight = check_weight("nll_loss", weight_host, C);
+    const Tensor targets_host = targets.cpu();
+    const double denominator = check_class_targets("nll_loss", targets_host.data<Target>(), B, C,
+                                                   options.ignore_index, host_weight);
+    const float scale = mean_scale(options.reduction, denominator);
+
+    cuda::DeviceGuard guard(log_probs.device());
+    const Device device = log_probs.device();
+    Tensor row_loss = Tensor::empty({B}, device);
+    const Tensor& w = options.weight;
+    cuda::nll_loss_forward(row_loss.data<float>(), log_probs.data<float>(), targets.data<Target>(),
+                           w.defined() ? w.data<float>() : nullptr, B, C, options.ignore_index);
+    Tensor loss = row_loss;
+    if (options.reduction != Reduction::kNone) {
+      loss = Tensor::empty({}, device);
+      cuda::sum_forward(loss.data<float>(), row_loss.data<float>(), 1, B, 1, scale);
+    }
+    return record(loss, "nll_loss", {log_probs},
+                  [log_probs, targets, options, scale, B, C](const Tensor& dout, const Tensor&) {
+                    cuda::DeviceGuard guard(log_probs.device());
+                    const Tensor& w = options.weight;
+                    write_grad(log_probs, [&](float* dlog_probs, bool accumulate) {
+                      cuda::nll_loss_backward(dlog_probs, targets.data<Target>(),
+                                              w.defined() ? w.data<float>() : nullptr,
+                                              dout.data<float>(), scale,
+                                              options.reduction == Reduction::kNone, B, C,
+                                              options.ignore_index, accumulate);
+                    });
+                  });
+  }
+}
+
 // Shared checks of the [B, C] input and, for class targets, the [B] targets.
 void check_inputs(const char* op, const Tensor& input, const Tensor& targets, bool allow_soft,
                   Kernels kernels = Kernels::kCpuOnly) {
@@ -401,10 +495,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
                "cross_entropy: label_smoothing must be in [0, 1], got {}", options.label_smoothing);
   check_device("cross_entropy", {logits, options.weight}, Kernels::kCpuAndCuda);
   if (logits.device().is_cuda()) {
-    BRIDLE_CHECK(!targets.is_float(),
-                 "cross_entropy: probability (float32) targets have no kernel for device {} yet; "
-                 "class indices do",
-                 logits.device().str());
+    if (targets.is_float()) return cross_entropy_soft_cuda(logits, targets, options);
     if (targets.dtype() == DType::kInt32)
       return cross_entropy_class_cuda<int32_t>(logits, targets, options);
     return cross_entropy_class_cuda<int64_t>(logits, targets, options);
@@ -416,7 +507,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
 }
 
 Tensor focal_loss(const Tensor& logits, const Tensor& targets, const FocalLossOptions& options) {
-  check_inputs("focal_loss", logits, targets, /*allow_soft=*/true);
+  // Composed of ops that run on every device; only the checks and the one-hot
+  // targets are made on the host.
+  check_inputs("focal_loss", logits, targets, /*allow_soft=*/true, Kernels::kCpuAndCuda);
+  check_device("focal_loss", {logits, options.class_alpha}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(options.gamma >= 0.0f && std::isfinite(options.gamma),
                "focal_loss: gamma must be >= 0, got {}", options.gamma);
   const int64_t B = logits.shape()[0], C = logits.shape()[1];
@@ -426,17 +520,18 @@ Tensor focal_loss(const Tensor& logits, const Tensor& targets, const FocalLossOp
                  "focal_loss: probability targets must have the logits' shape {}, got {}",
                  shape_str(logits.shape()), shape_str(targets.shape()));
   } else {
-    Tensor y = targets.to(DType::kInt64);
+    Tensor y = targets.cpu().to(DType::kInt64);
     check_class_targets("focal_loss", y.data<int64_t>(), B, C, /*ignore_index=*/-1, nullptr);
     t = zeros({B, C});
     for (int64_t b = 0; b < B; ++b) t.data<float>()[b * C + y.data<int64_t>()[b]] = 1.0f;
+    t = t.to(logits.device());
   }
   Tensor log_p = log_softmax(logits, 1);
   Tensor term = t * neg(log_p);
   // gamma = 0 skips the factor: its pow would differentiate 0^-1 where p = 1.
   if (options.gamma > 0.0f) term = term * pow(1.0f - exp(log_p), options.gamma);
   if (options.class_alpha.defined()) {
-    check_weight("focal_loss", options.class_alpha, C);  // [C], a constant
+    check_weight("focal_loss", options.class_alpha.cpu(), C);  // [C], a constant
     term = term * options.class_alpha;
   } else {
     term = term * options.alpha;
@@ -448,8 +543,13 @@ Tensor focal_loss(const Tensor& logits, const Tensor& targets, const FocalLossOp
 }
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, const NllLossOptions& options) {
-  check_inputs("nll_loss", log_probs, targets, /*allow_soft=*/false);
-  check_device("nll_loss", {log_probs, options.weight});
+  check_inputs("nll_loss", log_probs, targets, /*allow_soft=*/false, Kernels::kCpuAndCuda);
+  check_device("nll_loss", {log_probs, options.weight}, Kernels::kCpuAndCuda);
+  if (log_probs.device().is_cuda()) {
+    if (targets.dtype() == DType::kInt32)
+      return nll_loss_cuda<int32_t>(log_probs, targets, options);
+    return nll_loss_cuda<int64_t>(log_probs, targets, options);
+  }
   if (targets.dtype() == DType::kInt32) return nll_loss_typed<int32_t>(log_probs, targets, options);
   return nll_loss_typed<int64_t>(log_probs, targets, options);
 }

@@ -26,6 +26,20 @@ void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int
                      float inv_temp, bool log, unsigned long long* first_bad_row);
 void softmax_backward(float* dinp, const float* out, const float* dout, int64_t outer, int64_t n,
                       int64_t inner, float inv_temp, bool log, bool accumulate);
+// safe_softmax: as softmax_forward (T = 1), except that a row of only -inf
+// gives zeros and is not reported; a row with +inf or NaN still is. Its
+// backward is softmax_backward (a zero row gets a zero gradient).
+void safe_softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner,
+                          unsigned long long* first_bad_row);
+// masked_softmax's keep-masks as additive ones: out = mask != 0 ? 0 : -inf.
+void keep_mask_to_additive(float* out, const int32_t* mask, int64_t n);
+void keep_mask_to_additive(float* out, const int64_t* mask, int64_t n);
+// logsumexp along rows [outer, n, inner] (n > 0), as cpu::logsumexp_forward:
+// out = m + log sum_k exp(x_k - m), m = max_k x_k, or m itself when infinite.
+void logsumexp_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner);
+// dx (+)= dout exp(x - out), and no gradient through a row whose out is infinite.
+void logsumexp_backward(float* dinp, const float* inp, const float* out, const float* dout,
+                        int64_t outer, int64_t n, int64_t inner, bool accumulate);
 
 // --- cross_entropy.cu: fused softmax cross-entropy, class targets ------------------
 // Per row b of logits [B, C]: lse[b] and row_loss[b] = (1 - eps) nll_b + eps / C
@@ -47,6 +61,32 @@ void cross_entropy_backward(float* dlogits, const float* logits, const float* ls
                             const int32_t* targets, const float* weight, float total_weight,
                             const float* dout, float dout_scale, bool per_row, int64_t B, int64_t C,
                             int64_t ignore_index, float smoothing, bool accumulate);
+// Probability targets t [B, C] (cross_entropy_soft in cross_entropy.cpp): per row,
+// lse[b], target_mass[b] = sum_c w_c t'_c and row_loss[b] = sum_c w_c t'_c (lse - z_c)
+// with t' = (1 - eps) t + eps / C; weight: [C] or null.
+void cross_entropy_soft_forward(float* row_loss, float* lse, float* target_mass,
+                                const float* logits, const float* targets, const float* weight,
+                                int64_t B, int64_t C, float smoothing);
+// dz_j (+)= g_b (p_j target_mass_b - w_j t'_j), g_b as in cross_entropy_backward.
+void cross_entropy_soft_backward(float* dlogits, const float* logits, const float* lse,
+                                 const float* target_mass, const float* targets,
+                                 const float* weight, const float* dout, float dout_scale,
+                                 bool per_row, int64_t B, int64_t C, float smoothing,
+                                 bool accumulate);
+// nll_loss from log-probabilities [B, C]: row_loss[b] = -w_y log_probs[b, y] (0
+// where y is ignore_index); weight: [C] or null.
+void nll_loss_forward(float* row_loss, const float* log_probs, const int64_t* targets,
+                      const float* weight, int64_t B, int64_t C, int64_t ignore_index);
+void nll_loss_forward(float* row_loss, const float* log_probs, const int32_t* targets,
+                      const float* weight, int64_t B, int64_t C, int64_t ignore_index);
+// dlog_probs[b, y] -= w_y g_b, g_b as in cross_entropy_backward; accumulate = false
+// first zeros dlog_probs.
+void nll_loss_backward(float* dlog_probs, const int64_t* targets, const float* weight,
+                       const float* dout, float dout_scale, bool per_row, int64_t B, int64_t C,
+                       int64_t ignore_index, bool accumulate);
+void nll_loss_backward(float* dlog_probs, const int32_t* targets, const float* weight,
+                       const float* dout, float dout_scale, bool per_row, int64_t B, int64_t C,
+                       int64_t ignore_index, bool accumulate);
 
 // --- matmul.cu: cuBLAS products and the bias of linear -----------------------------
 // Row-major, as cpu::gemm: C = alpha op(A) op(B) + beta C, op(A) [M, K], op(B) [K, N].
@@ -59,7 +99,7 @@ void sum_rows_backward(float* dbias, const float* dout, int64_t rows, int64_t co
 
 // --- elementwise.cu ----------------------------------------------------------------
 enum class UnaryKind { kNeg, kExp, kLog, kSqrt, kRelu, kSigmoid, kTanh };
-enum class BinaryKind { kAdd, kSub, kMul, kDiv };
+enum class BinaryKind { kAdd, kSub, kMul, kDiv, kPow };
 
 // y = f(x); dx (+)= dy f'(x), f' from x or y as in elementwise.cpp.
 void unary_forward(UnaryKind kind, float* out, const float* inp, int64_t n);
@@ -84,6 +124,10 @@ void binary_backward(BinaryKind kind, float* da, float* db, const float* a, cons
 // out = alpha x + beta; dst += alpha src.
 void affine(float* out, const float* inp, float alpha, float beta, int64_t n);
 void axpy(float* dst, const float* src, float alpha, int64_t n);
+// out = x^p (x * x for p = 2, as the CPU); dx (+)= dy p x^(p - 1).
+void pow_scalar_forward(float* out, const float* inp, float p, int64_t n);
+void pow_scalar_backward(float* dinp, const float* inp, const float* dout, float p, int64_t n,
+                         bool accumulate);
 
 // --- reduce.cu ----------------------------------------------------------------------
 // out[o, i] = scale sum_k inp[o, k, i];  dinp[o, k, i] += scale dout[o, i].
@@ -93,6 +137,12 @@ void sum_backward(float* dinp, const float* dout, int64_t outer, int64_t n, int6
                   float scale);
 // index[o, i] = the first k with the largest inp[o, k, i] (NaN counts as largest).
 void argmax(int64_t* index, const float* inp, int64_t outer, int64_t n, int64_t inner);
+// The same index, and out[o, i] = inp[o, index[o, i], i].
+void max_forward(float* out, int64_t* index, const float* inp, int64_t outer, int64_t n,
+                 int64_t inner);
+// dinp[o, index[o, i], i] += dout[o, i].
+void max_backward(float* dinp, const int64_t* index, const float* dout, int64_t outer, int64_t n,
+                  int64_t inner);
 
 // --- indexing.cu: index_select, embedding, gather ---------------------------------------
 // As the CPU kernels of indexing.h (Index is int32_t or int64_t; T of index_select
@@ -189,6 +239,105 @@ void within_cluster_backward(float* dhidden, float* dclass_weight, float* dclass
                              const float* dout, const float* hidden, const float* class_weight,
                              const DeviceClusters& c, int64_t d);
 
+// Every class's log-probability, out [B, V] (hierarchical_softmax_log_prob),
+// from the node scores [B, N] (N = V - 1 >= 1) and the tree's paths: class c
+// takes the nodes points[offsets[c] .. offsets[c + 1]) with bits codes[...], root
+// first (HuffmanTree, codes widened to int64).
+void huffman_log_prob_forward(float* out, const float* scores, const int64_t* offsets,
+                              const int64_t* points, const int64_t* codes, int64_t B, int64_t V);
+// Writes dscores [B, N] = d out / d scores against dout [B, V], as
+// cpu::hierarchical_softmax_log_prob_backward (children [2 N] as in HuffmanTree).
+void huffman_log_prob_backward(float* dscores, const float* scores, const float* dout,
+                               const int64_t* children, int64_t B, int64_t V);
+// class_based_log_prob: as cpu::class_based_log_prob_forward, with the clusters'
+// classes members [V] at offsets [K + 1].
+void class_log_prob_forward(float* out, float* within_lse, float* cluster_lse,
+                            const float* class_logits, const float* cluster_logits,
+                            const int64_t* offsets, const int64_t* members, int64_t B, int64_t V,
+                            int64_t K);
+// Adds into dclass_logits [B, V] and dcluster_logits [B, K] (either may be null),
+// as cpu::class_based_log_prob_backward; cluster_sums [B, K] is workspace.
+void class_log_prob_backward(float* dclass_logits, float* dcluster_logits, float* cluster_sums,
+                             const float* class_logits, const float* cluster_logits,
+                             const float* within_lse, const float* cluster_lse, const float* dout,
+                             const int64_t* offsets, const int64_t* members, int64_t B, int64_t V,
+                             int64_t K);
+
+// --- shape.cu: transpose, cat ---------------------------------------------------------
+// As cpu::transpose_copy (shape.cpp): out[o, j, m, i, k] = inp[o, i, m, j, k], the
+// input seen as [outer, a, mid, b, inner]; elements of elem_size 4 or 8 bytes
+// (float32, int32, int64: the copy moves bits).
+void transpose_copy(void* out, const void* inp, int64_t elem_size, int64_t outer, int64_t a,
+                    int64_t mid, int64_t b, int64_t inner);
+// cat's pieces: dst[r * dst_ld + c] = src[r * src_ld + c] for r < rows, c < cols,
+// in elements of elem_size 4 or 8 bytes.
+void copy_block(void* dst, int64_t dst_ld, const void* src, int64_t src_ld, int64_t elem_size,
+                int64_t rows, int64_t cols);
+// cat's backward: dst[r * dst_ld + c] (+)= src[r * src_ld + c].
+void add_block(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
+               int64_t cols, bool accumulate);
+
+// --- activations.cu: gelu, leaky_relu --------------------------------------------------
+// As the CPU kernels of activations.h; the backwards add into dx when accumulate.
+void gelu_forward(float* y, const float* x, int64_t n, bool tanh_form);
+void gelu_backward(float* dx, const float* x, const float* dy, int64_t n, bool tanh_form,
+                   bool accumulate);
+void leaky_relu_forward(float* y, const float* x, int64_t n, float negative_slope);
+void leaky_relu_backward(float* dx, const float* x, const float* dy, int64_t n,
+                         float negative_slope, bool accumulate);
+
+// --- selection.cu: hardmax, topk -------------------------------------------------------
+// Rows are [outer, n, inner] (op_utils.h). hardmax writes all of out: 1 at each
+// row's first largest entry (NaN never wins, as in the CPU loop), 0 elsewhere.
+void hardmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner);
+// values and indices [outer, k, inner]: each row's k largest (smallest) entries
+// in order, ties to the lower index (the CPU's stable sort); NaN counts as the
+// largest value.
+void topk_forward(float* values, int64_t* indices, const float* inp, int64_t outer, int64_t n,
+                  int64_t inner, int64_t k, bool largest);
+// dinp[o, indices[o, j, i], i] += dvalues[o, j, i]; accumulate = false first zeros dinp.
+void topk_backward(float* dinp, const float* dvalues, const int64_t* indices, int64_t outer,
+                   int64_t n, int64_t inner, int64_t k, bool accumulate);
+
+// --- binary_cross_entropy.cu: sigmoid losses -------------------------------------------
+// As cpu::bce_with_logits_forward / _backward (binary_cross_entropy.h): n elements,
+// weight and pos_weight materialized to n (or null). Element i's upstream gradient
+// is dout[i] (per_element: reduction none) or dout[0] * dout_scale.
+void bce_with_logits_forward(float* loss, const float* x, const float* y, const float* weight,
+                             const float* pos_weight, int64_t n);
+void bce_with_logits_backward(float* dx, const float* x, const float* y, const float* weight,
+                              const float* pos_weight, const float* dout, float dout_scale,
+                              bool per_element, int64_t n, bool accumulate);
+
+// --- sparsemax.cu: sparsemax, entmax and their losses ----------------------------------
+// Rows of n contiguous values (sparsemax.h has the formulas). kSparsemax and
+// kEntmax15 find each row's support by bisection and then its threshold in
+// closed form, as the CPU's sort does; kBisect is cpu::entmax_bisect_rows
+// (alpha > 1, n_iter steps).
+enum class EntmaxKind { kSparsemax, kEntmax15, kBisect };
+void entmax_forward(EntmaxKind kind, float* out, const float* inp, int64_t rows, int64_t n,
+                    float alpha, int n_iter);
+// din (+)= g (dout - sum(g dout) / sum(g)) on each row's support, g = out^(2 - alpha).
+void entmax_backward(float* din, const float* out, const float* dout, int64_t rows, int64_t n,
+                     float alpha, bool accumulate);
+// The Fenchel-Young loss of class targets from p = entmax(z) [B, C]:
+// row_loss[b] = (1 - sum_j p_j^alpha) / (alpha (alpha - 1)) + <p_b, z_b> - z_by,
+// 0 where y is ignore_index.
+void fenchel_young_forward(float* row_loss, const float* p, const float* z, const int64_t* targets,
+                           int64_t B, int64_t C, float alpha, int64_t ignore_index);
+void fenchel_young_forward(float* row_loss, const float* p, const float* z, const int32_t* targets,
+                           int64_t B, int64_t C, float alpha, int64_t ignore_index);
+// dz_b (+)= g_b (p_b - e_y), g_b as in cross_entropy_backward.
+void fenchel_young_backward(float* dz, const float* p, const int64_t* targets, const float* dout,
+                            float dout_scale, bool per_row, int64_t B, int64_t C,
+                            int64_t ignore_index, bool accumulate);
+void fenchel_young_backward(float* dz, const float* p, const int32_t* targets, const float* dout,
+                            float dout_scale, bool per_row, int64_t B, int64_t C,
+                            int64_t ignore_index, bool accumulate);
+// *first = the smallest i with x[i] NaN or infinite, when that is smaller than
+// *first (device memory the caller set to n, "none").
+void first_non_finite(unsigned long long* first, const float* x, int64_t n);
+
 // --- conv.cu, pool.cu, batch_norm.cu: through cuDNN (built with BRIDLE_WITH_CUDNN) ----
 // NCHW float32, contiguous. Gradients follow cuDNN's alpha / beta: with
 // `accumulate` they add into the buffer (beta = 1), without they overwrite it.
@@ -218,6 +367,13 @@ void pool2d_forward(PoolKind kind, float* y, const float* x, const PoolSizes& s)
 // finds each window's maximum again).
 void pool2d_backward(PoolKind kind, float* dx, const float* y, const float* dy, const float* x,
                      const PoolSizes& s, bool accumulate);
+// adaptive_avg_pool2d with PyTorch's windows (pool.cpp), a kernel of ours (cuDNN
+// has no adaptive pooling); planes = N C. The backward gathers each input
+// element's share from the windows that hold it (no atomics) and adds it into dx.
+void adaptive_avg_pool2d_forward(float* y, const float* x, int64_t planes, int64_t H, int64_t W,
+                                 int64_t OH, int64_t OW);
+void adaptive_avg_pool2d_backward(float* dx, const float* dy, int64_t planes, int64_t H, int64_t W,
+                                  int64_t OH, int64_t OW);
 
 // x seen as [N, C, HW]; weight and bias [C] must not be null (the op passes 1s
 // and 0s without affine). Training: normalizes with the batch statistics, saves
@@ -242,6 +398,15 @@ void batch_norm_backward_eval(float* dx, float* dweight, float* dbias, const flo
                               const float* x, const float* mean, const float* var,
                               const float* weight, int64_t N, int64_t C, int64_t HW, float eps,
                               bool accumulate_dx);
+
+// --- optim/clip_grad.cu: gradient clipping (clip_grad.h) -----------------------------------
+// As cpu::grad_norm_partials with blocks of `block` elements: partials (device
+// memory) holds ceil(n / block) doubles.
+void grad_norm_partials(const float* g, int64_t n, int64_t block, double p, double inv_scale,
+                        double* partials);
+// x *= factor; x = clamp(x, lo, hi), NaN staying NaN.
+void scale_(float* x, int64_t n, float factor);
+void clamp_(float* x, int64_t n, float lo, float hi);
 
 // --- optim/{sgd,adam,rmsprop,adagrad}.cu: the fused updates -----------------------------------
 // As cpu::sgd_step (optim/sgd.h); momentum_buffer may be null when momentum is 0.

@@ -8,7 +8,7 @@
 // backward's "+=" into the same element *is* the sum over those dims.
 //
 // On a GPU (elementwise.cu): an op whose struct names its `cuda_kind` has a
-// CUDA kernel; pow has none yet, and check_device says so.
+// CUDA kernel (all of them here), and pow with a scalar exponent has its own.
 //
 // Opaque layouts (core/layout.h): an op whose f maps zeros to zero (relu, the
 // residual add) runs over a blocked tensor's raw memory, padding included, and
@@ -108,6 +108,7 @@ struct Div {
 };
 struct Pow {
   static constexpr const char* name = "pow";
+  static constexpr cuda::BinaryKind cuda_kind = cuda::BinaryKind::kPow;
   static float f(float a, float b) { return std::pow(a, b); }
   static float da(float a, float b, float) { return b * std::pow(a, b - 1.0f); }
   static float db(float a, float, float y) { return y * std::log(a); }  // d(a^b)/db = a^b ln a
@@ -464,6 +465,25 @@ Tensor affine(const Tensor& x, float alpha, float beta, const char* name) {
   });
 }
 
+// pow with a scalar exponent on a GPU. Under #ifdef, not `if constexpr`: GCC at
+// -O0 still emits lambdas inside discarded branches.
+#ifdef BRIDLE_WITH_CUDA
+Tensor pow_scalar_cuda(const Tensor& x, float exponent) {
+  cuda::DeviceGuard guard(x.device());
+  Tensor out = Tensor::empty(x.shape(), x.device());
+  cuda::pow_scalar_forward(out.data<float>(), x.data<float>(), exponent, x.numel());
+  return record(out, "pow_scalar", {x}, [x, exponent](const Tensor& dout, const Tensor&) {
+    cuda::DeviceGuard guard(x.device());
+    write_grad(x, [&](float* dx, bool accumulate) {
+      cuda::pow_scalar_backward(dx, x.data<float>(), dout.data<float>(), exponent, x.numel(),
+                                accumulate);
+    });
+  });
+}
+#else
+Tensor pow_scalar_cuda(const Tensor&, float) { BRIDLE_FAIL("pow: this build has no CUDA backend"); }
+#endif
+
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) { return binary_op<ops::Add>(a, b); }
@@ -479,7 +499,8 @@ Tensor mul(const Tensor& a, float b) { return affine(a, b, 0.0f, "mul_scalar"); 
 
 Tensor pow(const Tensor& x, float exponent) {
   check_float("pow", x);
-  check_device("pow", {x});
+  check_device("pow", {x}, Kernels::kCpuAndCuda);
+  if (x.device().is_cuda()) return pow_scalar_cuda(x, exponent);
   Tensor out = Tensor::empty(x.shape());
   cpu::pow_scalar_forward(out.data<float>(), x.data<float>(), exponent, x.numel());
   return record(out, "pow_scalar", {x}, [x, exponent](const Tensor& dout, const Tensor&) {

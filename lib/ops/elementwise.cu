@@ -72,6 +72,11 @@ struct Div {
   __device__ static float da(float, float b, float) { return 1.0f / b; }
   __device__ static float db(float, float b, float y) { return -y / b; }  // -a / b^2
 };
+struct Pow {
+  __device__ static float f(float a, float b) { return powf(a, b); }
+  __device__ static float da(float a, float b, float) { return b * powf(a, b - 1.0f); }
+  __device__ static float db(float a, float, float y) { return y * logf(a); }  // a^b ln a
+};
 
 template <typename Op>
 __global__ void unary_forward_kernel(float* out, const float* inp, int64_t n) {
@@ -135,6 +140,19 @@ __global__ void axpy_kernel(float* dst, const float* src, float alpha, int64_t n
   BRIDLE_GRID_STRIDE_LOOP(i, n) dst[i] += alpha * src[i];
 }
 
+__global__ void pow_scalar_forward_kernel(float* out, const float* inp, float p, int64_t n) {
+  BRIDLE_GRID_STRIDE_LOOP(i, n) out[i] = p == 2.0f ? inp[i] * inp[i] : powf(inp[i], p);
+}
+
+// dx = dy p x^(p - 1)
+__global__ void pow_scalar_backward_kernel(float* dinp, const float* inp, const float* dout,
+                                           float p, int64_t n, bool accumulate) {
+  BRIDLE_GRID_STRIDE_LOOP(i, n) {
+    const float g = dout[i] * p * powf(inp[i], p - 1.0f);
+    dinp[i] = accumulate ? dinp[i] + g : g;
+  }
+}
+
 // Calls fn(Op{}) with the functor of `kind`.
 template <typename Fn>
 void with_unary(UnaryKind kind, Fn fn) {
@@ -167,6 +185,8 @@ void with_binary(BinaryKind kind, Fn fn) {
       return fn(Mul{});
     case BinaryKind::kDiv:
       return fn(Div{});
+    case BinaryKind::kPow:
+      return fn(Pow{});
   }
 }
 
@@ -221,6 +241,20 @@ void axpy(float* dst, const float* src, float alpha, int64_t n) {
   if (n == 0) return;
   axpy_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(dst, src, alpha, n);
   BRIDLE_CUDA_CHECK_LAUNCH("axpy_kernel");
+}
+
+void pow_scalar_forward(float* out, const float* inp, float p, int64_t n) {
+  if (n == 0) return;
+  pow_scalar_forward_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(out, inp, p, n);
+  BRIDLE_CUDA_CHECK_LAUNCH("pow_scalar_forward_kernel");
+}
+
+void pow_scalar_backward(float* dinp, const float* inp, const float* dout, float p, int64_t n,
+                         bool accumulate) {
+  if (n == 0) return;
+  pow_scalar_backward_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(dinp, inp, dout, p,
+                                                                                 n, accumulate);
+  BRIDLE_CUDA_CHECK_LAUNCH("pow_scalar_backward_kernel");
 }
 
 }  // namespace bridle::cuda

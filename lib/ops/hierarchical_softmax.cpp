@@ -47,6 +47,7 @@
 #include "ops/matmul.h"
 #include "ops/op_utils.h"
 #include "ops/reduce.h"
+#include "ops/selection.h"
 
 namespace bridle {
 
@@ -855,13 +856,80 @@ Tensor hierarchical_softmax_loss(const Tensor& hidden, const Tensor& node_weight
                 });
 }
 
+namespace {
+
+#ifdef BRIDLE_WITH_CUDA
+// scores [B, rows] = hidden weight^T + bias on a GPU (the current device).
+Tensor affine_scores_cuda(const Tensor& hidden, const Tensor& weight, const Tensor& bias) {
+  const int64_t B = hidden.size(0), d = hidden.size(1), rows = weight.size(0);
+  Tensor scores = bias.defined() ? Tensor::empty({B, rows}, hidden.device())
+                                 : zeros({B, rows}, hidden.device());
+  if (B == 0 || rows == 0) return scores;
+  if (bias.defined()) cuda::broadcast_rows(scores.data<float>(), bias.data<float>(), B, rows);
+  if (d > 0)
+    cuda::gemm(false, true, B, rows, d, 1.0f, hidden.data<float>(), d, weight.data<float>(), d,
+               1.0f, scores.data<float>(), rows);
+  return scores;
+}
+
+// hierarchical_softmax_log_prob on a GPU (hierarchical_softmax.cu): the node
+// scores from gemm, then every class's path; the tree's arrays are copied over
+// on each call.
+Tensor hierarchical_softmax_log_prob_cuda(const Tensor& hidden, const Tensor& node_weight,
+                                          const Tensor& node_bias, const HuffmanTree& tree) {
+  const char* op = "hierarchical_softmax_log_prob";
+  const Device device = hidden.device();
+  cuda::DeviceGuard guard(device);
+  const int64_t V = tree.num_classes(), N = tree.num_nodes();
+  const int64_t B = hidden.size(0), d = hidden.size(1);
+  if (N == 0) return zeros({B, V}, device);  // one class, log-probability 0
+  Tensor scores = affine_scores_cuda(hidden, node_weight, node_bias);
+  Tensor out = Tensor::empty({B, V}, device);
+  auto copies = std::make_shared<DeviceCopies>();  // kept alive by the backward's capture
+  const std::vector<int64_t> codes(tree.codes.begin(), tree.codes.end());
+  cuda::huffman_log_prob_forward(
+      out.data<float>(), scores.data<float>(), copies->add(tree.offsets, device),
+      copies->add(tree.points, device), copies->add(codes, device), B, V);
+  if (!any_requires_grad({hidden, node_weight, node_bias})) return out;
+  const int64_t* children = copies->add(tree.children, device);
+  return record(out, op, {hidden, node_weight, node_bias},
+                [hidden, node_weight, node_bias, scores, copies, children, B, d, N, V](
+                    const Tensor& dout, const Tensor&) {
+                  if (B == 0) return;
+                  cuda::DeviceGuard guard(hidden.device());
+                  Tensor dscores = Tensor::empty({B, N}, hidden.device());
+                  float* ds = dscores.data<float>();
+                  cuda::huffman_log_prob_backward(ds, scores.data<float>(), dout.data<float>(),
+                                                  children, B, V);
+                  if (hidden.requires_grad() && d > 0)  // dh += dS W
+                    cuda::gemm(false, false, B, d, N, 1.0f, ds, N, node_weight.data<float>(), d,
+                               1.0f, grad_buffer(hidden).data<float>(), d);
+                  if (node_weight.requires_grad() && d > 0)  // dW += dS^T h
+                    cuda::gemm(true, false, N, d, B, 1.0f, ds, N, hidden.data<float>(), d, 1.0f,
+                               grad_buffer(node_weight).data<float>(), d);
+                  if (wants_grad(node_bias))  // db += sum_b dS_b
+                    cuda::sum_rows_backward(grad_buffer(node_bias).data<float>(), ds, B, N);
+                });
+}
+#else
+Tensor hierarchical_softmax_log_prob_cuda(const Tensor& hidden, const Tensor&, const Tensor&,
+                                          const HuffmanTree&) {
+  BRIDLE_FAIL("hierarchical_softmax_log_prob: this build has no CUDA backend (hidden is on {})",
+              hidden.device().str());
+}
+#endif
+
+}  // namespace
+
 Tensor hierarchical_softmax_log_prob(const Tensor& hidden, const Tensor& node_weight,
                                      const HuffmanTree& tree, const Tensor& node_bias) {
   const char* op = "hierarchical_softmax_log_prob";
   const int64_t V = tree.num_classes(), N = tree.num_nodes();
   BRIDLE_CHECK(V > 0, "{}: the tree is empty (build it from counts)", op);
   check_layer(op, hidden, node_weight, node_bias, N, "node_weight", "node_bias",
-              "one per internal node, V - 1");
+              "one per internal node, V - 1", Kernels::kCpuAndCuda);
+  if (hidden.device().is_cuda())
+    return hierarchical_softmax_log_prob_cuda(hidden, node_weight, node_bias, tree);
   const int64_t B = hidden.size(0), d = hidden.size(1);
   Tensor scores = affine_scores(hidden, node_weight, node_bias);
   Tensor out = Tensor::empty({B, V});
@@ -899,9 +967,16 @@ std::pair<Tensor, Tensor> hierarchical_softmax_topk(const Tensor& hidden, const 
   const int64_t V = tree.num_classes(), N = tree.num_nodes();
   BRIDLE_CHECK(V > 0, "{}: the tree is empty (build it from counts)", op);
   check_layer(op, hidden, node_weight, node_bias, N, "node_weight", "node_bias",
-              "one per internal node, V - 1");
+              "one per internal node, V - 1", Kernels::kCpuAndCuda);
   BRIDLE_CHECK(k >= 1 && k <= V, "{}: k must be in [1, {}] (the number of classes), got {}", op, V,
                k);
+  if (hidden.device().is_cuda()) {
+    // On a GPU every class's log-probability is cheap to have, and a search
+    // over the tree is not: the exact top k of the full [B, V] (ties to the
+    // lower class).
+    NoGradGuard no_grad;
+    return topk(hierarchical_softmax_log_prob(hidden, node_weight, tree, node_bias), k, 1);
+  }
   const int64_t B = hidden.size(0), d = hidden.size(1);
   auto [values, indices] = topk_outputs(B, k);
   float* out_values = values.data<float>();
@@ -1083,6 +1158,50 @@ Tensor class_based_softmax_loss(const Tensor& hidden, const Tensor& cluster_weig
   return sum(per_row) * (1.0f / static_cast<float>(B));
 }
 
+namespace {
+
+#ifdef BRIDLE_WITH_CUDA
+// class_based_log_prob on a GPU (hierarchical_softmax.cu); the clusters' arrays
+// are copied over on each call.
+Tensor class_based_log_prob_cuda(const Tensor& class_logits, const Tensor& cluster_logits,
+                                 const ClassClusters& clusters) {
+  const char* op = "class_based_log_prob";
+  const Device device = class_logits.device();
+  cuda::DeviceGuard guard(device);
+  const int64_t V = clusters.num_classes(), K = clusters.num_clusters();
+  const int64_t B = class_logits.size(0);
+  Tensor out = Tensor::empty({B, V}, device), within_lse = Tensor::empty({B, K}, device),
+         cluster_lse = Tensor::empty({B}, device);
+  auto copies = std::make_shared<DeviceCopies>();  // kept alive by the backward's capture
+  const int64_t* offsets = copies->add(clusters.offsets, device);
+  const int64_t* members = copies->add(clusters.members, device);
+  cuda::class_log_prob_forward(out.data<float>(), within_lse.data<float>(),
+                               cluster_lse.data<float>(), class_logits.data<float>(),
+                               cluster_logits.data<float>(), offsets, members, B, V, K);
+  if (!any_requires_grad({class_logits, cluster_logits})) return out;
+  return record(
+      out, op, {class_logits, cluster_logits},
+      [class_logits, cluster_logits, within_lse, cluster_lse, copies, offsets, members, B, V, K](
+          const Tensor& dout, const Tensor&) {
+        cuda::DeviceGuard guard(class_logits.device());
+        Tensor sums = Tensor::empty({B, K}, class_logits.device());
+        cuda::class_log_prob_backward(
+            class_logits.requires_grad() ? grad_buffer(class_logits).data<float>() : nullptr,
+            cluster_logits.requires_grad() ? grad_buffer(cluster_logits).data<float>() : nullptr,
+            sums.data<float>(), class_logits.data<float>(), cluster_logits.data<float>(),
+            within_lse.data<float>(), cluster_lse.data<float>(), dout.data<float>(), offsets,
+            members, B, V, K);
+      });
+}
+#else
+Tensor class_based_log_prob_cuda(const Tensor& class_logits, const Tensor&, const ClassClusters&) {
+  BRIDLE_FAIL("class_based_log_prob: this build has no CUDA backend (class_logits are on {})",
+              class_logits.device().str());
+}
+#endif
+
+}  // namespace
+
 Tensor class_based_log_prob(const Tensor& class_logits, const Tensor& cluster_logits,
                             const ClassClusters& clusters) {
   const char* op = "class_based_log_prob";
@@ -1090,7 +1209,7 @@ Tensor class_based_log_prob(const Tensor& class_logits, const Tensor& cluster_lo
   const int64_t V = clusters.num_classes(), K = clusters.num_clusters();
   check_float(op, class_logits, "class_logits");
   check_float(op, cluster_logits, "cluster_logits");
-  check_device(op, {class_logits, cluster_logits});
+  check_device(op, {class_logits, cluster_logits}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(class_logits.dim() == 2 && class_logits.size(1) == V,
                "{}: class_logits must be [B, {}] (one per class), got {}", op, V,
                shape_str(class_logits.shape()));
@@ -1098,6 +1217,8 @@ Tensor class_based_log_prob(const Tensor& class_logits, const Tensor& cluster_lo
   BRIDLE_CHECK(cluster_logits.shape() == (Shape{B, K}),
                "{}: cluster_logits must be [{}, {}] (one per cluster), got {}", op, B, K,
                shape_str(cluster_logits.shape()));
+  if (class_logits.device().is_cuda())
+    return class_based_log_prob_cuda(class_logits, cluster_logits, clusters);
   Tensor out = Tensor::empty({B, V}), within_lse = Tensor::empty({B, K}),
          cluster_lse = Tensor::empty({B});
   cpu::class_based_log_prob_forward(out.data<float>(), within_lse.data<float>(),
@@ -1129,11 +1250,19 @@ std::pair<Tensor, Tensor> class_based_softmax_topk(const Tensor& hidden,
   check_clusters(op, clusters);
   const int64_t V = clusters.num_classes(), K = clusters.num_clusters();
   check_layer(op, hidden, cluster_weight, cluster_bias, K, "cluster_weight", "cluster_bias",
-              "one per cluster");
+              "one per cluster", Kernels::kCpuAndCuda);
   check_layer(op, hidden, class_weight, class_bias, V, "class_weight", "class_bias",
-              "one per class");
+              "one per class", Kernels::kCpuAndCuda);
   BRIDLE_CHECK(k >= 1 && k <= V, "{}: k must be in [1, {}] (the number of classes), got {}", op, V,
                k);
+  if (hidden.device().is_cuda()) {
+    // As hierarchical_softmax_topk: the exact top k of every class's
+    // log-probability (ties to the lower class, as here).
+    NoGradGuard no_grad;
+    return topk(class_based_log_prob(linear(hidden, class_weight, class_bias),
+                                     linear(hidden, cluster_weight, cluster_bias), clusters),
+                k, 1);
+  }
   const int64_t B = hidden.size(0), d = hidden.size(1);
   // Cluster log-probabilities for all rows at once: [B, K].
   Tensor cluster_log_p = affine_scores(hidden, cluster_weight, cluster_bias);

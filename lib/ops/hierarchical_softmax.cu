@@ -15,6 +15,16 @@
 // warp per row for its logsumexp, a thread per slot for dlogits, per (b, k) for
 // dhidden, and per (class, k) for dW and per class for db (each class of a
 // cluster in use is one work item of the batch, so again one writer each).
+//
+// The exact log-probabilities of every class (the log_prob ops, which topk on a
+// GPU also uses), from scores the op computes with gemm:
+//   Huffman        one thread per (b, c): c's path, root first, summed in the
+//                  CPU's order; the backward is the CPU's two passes over the
+//                  nodes (subtree totals of dout, then each node's derivative),
+//                  one thread per row
+//   class tree     a warp per row for the clusters' logsumexp, a thread per
+//                  (b, cluster) for the cluster's own logsumexp and its classes,
+//                  and in the backward for the cluster's sum of dout
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/device_utils.cuh"
 #include "ops/cuda_kernels.h"
@@ -168,6 +178,121 @@ __global__ void cluster_dweight_kernel(float* dclass_weight, float* dclass_bias,
   }
 }
 
+// --- Every class's log-probability ------------------------------------------------------
+
+__global__ void huffman_log_prob_kernel(float* out, const float* scores, const int64_t* offsets,
+                                        const int64_t* points, const int64_t* codes, int64_t V,
+                                        int64_t total) {
+  const int64_t N = V - 1;
+  BRIDLE_GRID_STRIDE_LOOP(e, total) {
+    const int64_t b = e / V, c = e % V;
+    const float* s = scores + b * N;
+    float log_p = 0.0f;
+    for (int64_t i = offsets[c]; i < offsets[c + 1]; ++i) {
+      const float x = s[points[i]];
+      const float log_sig = -softplus(-x);                       // log sigma(x)
+      log_p = codes[i] ? log_p + log_sig - x : log_p + log_sig;  // log sigma(-x) = log sigma(x) - x
+    }
+    out[e] = log_p;
+  }
+}
+
+// d out_c / d s_n is 1 - sigma(s_n) for the classes below n's bit-0 child and
+// -sigma(s_n) for those below its bit-1 child, so with T0, T1 their sums of
+// dout: dscores_n = T0 - (T0 + T1) sigma(s_n). Children have smaller ids than
+// their parent: the first pass (up) leaves each node's total T0 + T1 in
+// dscores, the second (down from the root) replaces it while its children's
+// totals are still there.
+__global__ void huffman_log_prob_backward_kernel(float* dscores, const float* scores,
+                                                 const float* dout, const int64_t* children,
+                                                 int64_t B, int64_t V) {
+  const int64_t N = V - 1;
+  BRIDLE_GRID_STRIDE_LOOP(b, B) {
+    float* t = dscores + b * N;
+    const float* s = scores + b * N;
+    const float* g = dout + b * V;
+    auto total = [&](int64_t x) { return x < 0 ? g[~x] : t[x]; };
+    for (int64_t n = 0; n < N; ++n) t[n] = total(children[2 * n]) + total(children[2 * n + 1]);
+    for (int64_t n = N - 1; n >= 0; --n)
+      t[n] = total(children[2 * n]) - t[n] / (1.0f + expf(-s[n]));
+  }
+}
+
+// cluster_lse[b] = logsumexp(cluster_logits[b]), a warp per row.
+__global__ void cluster_lse_kernel(float* cluster_lse, const float* cluster_logits, int64_t B,
+                                   int64_t K) {
+  const int lane = threadIdx.x % kWarpSize;
+  BRIDLE_GRID_WARP_LOOP(b, B) {
+    const float* u = cluster_logits + b * K;
+    float max = -INFINITY;
+    for (int64_t k = lane; k < K; k += kWarpSize) max = fmaxf(max, u[k]);
+    for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
+      max = fmaxf(max, __shfl_xor_sync(kFullMask, max, offset));
+    float sum = 0.0f;
+    for (int64_t k = lane; k < K; k += kWarpSize) sum += expf(u[k] - max);
+    sum = warp_sum(sum);  // NaN when a logit is NaN, as the CPU's row
+    if (lane == 0) cluster_lse[b] = max + logf(sum);
+  }
+}
+
+// A thread per (b, k): cluster k's logsumexp over its classes and their
+// log-probabilities z_c + (u_k - L) - l_k.
+__global__ void class_log_prob_kernel(float* out, float* within_lse, const float* cluster_lse,
+                                      const float* class_logits, const float* cluster_logits,
+                                      const int64_t* offsets, const int64_t* members, int64_t V,
+                                      int64_t K, int64_t total) {
+  BRIDLE_GRID_STRIDE_LOOP(e, total) {
+    const int64_t b = e / K, k = e % K;
+    const float* z = class_logits + b * V;
+    float max = -INFINITY;
+    for (int64_t m = offsets[k]; m < offsets[k + 1]; ++m) max = fmaxf(max, z[members[m]]);
+    float sum = 0.0f;
+    for (int64_t m = offsets[k]; m < offsets[k + 1]; ++m) sum += expf(z[members[m]] - max);
+    const float l = max + logf(sum), shift = cluster_logits[e] - cluster_lse[b] - l;
+    within_lse[e] = l;
+    for (int64_t m = offsets[k]; m < offsets[k + 1]; ++m)
+      out[b * V + members[m]] = z[members[m]] + shift;
+  }
+}
+
+// With S_k = the sum of dout over cluster k's classes:
+//   dz_c += dout_c - exp(z_c - l_k) S_k,   du_k += S_k - exp(u_k - L) sum_k' S_k'.
+__global__ void class_log_prob_backward_kernel(float* dclass_logits, float* cluster_sums,
+                                               const float* class_logits, const float* within_lse,
+                                               const float* dout, const int64_t* offsets,
+                                               const int64_t* members, int64_t V, int64_t K,
+                                               int64_t total) {
+  BRIDLE_GRID_STRIDE_LOOP(e, total) {
+    const int64_t b = e / K, k = e % K;
+    const float* g = dout + b * V;
+    float S = 0.0f;
+    for (int64_t m = offsets[k]; m < offsets[k + 1]; ++m) S += g[members[m]];
+    cluster_sums[e] = S;
+    if (!dclass_logits) continue;
+    const float* z = class_logits + b * V;
+    float* dz = dclass_logits + b * V;
+    const float l = within_lse[e];
+    for (int64_t m = offsets[k]; m < offsets[k + 1]; ++m) {
+      const int64_t c = members[m];
+      dz[c] += g[c] - expf(z[c] - l) * S;
+    }
+  }
+}
+
+__global__ void cluster_log_prob_backward_kernel(float* dcluster_logits, const float* cluster_sums,
+                                                 const float* cluster_logits,
+                                                 const float* cluster_lse, int64_t K,
+                                                 int64_t total) {
+  BRIDLE_GRID_STRIDE_LOOP(e, total) {
+    const int64_t b = e / K;
+    float all = 0.0f;  // sum_k S_k, in the CPU's order
+    for (int64_t k = 0; k < K; ++k) all += cluster_sums[b * K + k];
+    float du = dcluster_logits[e] + cluster_sums[e];
+    du -= expf(cluster_logits[e] - cluster_lse[b]) * all;
+    dcluster_logits[e] = du;
+  }
+}
+
 }  // namespace
 
 void huffman_loss_forward(float* loss, float* coef, float* step_loss, const float* hidden,
@@ -236,6 +361,51 @@ void within_cluster_backward(float* dhidden, float* dclass_weight, float* dclass
         d > 0 ? dclass_weight : nullptr, dclass_bias, hidden, dlogits, c, d);
     BRIDLE_CUDA_CHECK_LAUNCH("cluster_dweight_kernel");
   }
+}
+
+void huffman_log_prob_forward(float* out, const float* scores, const int64_t* offsets,
+                              const int64_t* points, const int64_t* codes, int64_t B, int64_t V) {
+  const int64_t total = B * V;
+  if (total == 0) return;
+  huffman_log_prob_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream()>>>(
+      out, scores, offsets, points, codes, V, total);
+  BRIDLE_CUDA_CHECK_LAUNCH("huffman_log_prob_kernel");
+}
+
+void huffman_log_prob_backward(float* dscores, const float* scores, const float* dout,
+                               const int64_t* children, int64_t B, int64_t V) {
+  if (B == 0 || V < 2) return;
+  huffman_log_prob_backward_kernel<<<blocks_for(B, kThreads), kThreads, 0, stream()>>>(
+      dscores, scores, dout, children, B, V);
+  BRIDLE_CUDA_CHECK_LAUNCH("huffman_log_prob_backward_kernel");
+}
+
+void class_log_prob_forward(float* out, float* within_lse, float* cluster_lse,
+                            const float* class_logits, const float* cluster_logits,
+                            const int64_t* offsets, const int64_t* members, int64_t B, int64_t V,
+                            int64_t K) {
+  if (B * K == 0) return;
+  cluster_lse_kernel<<<blocks_for(B * kWarpSize, kThreads), kThreads, 0, stream()>>>(
+      cluster_lse, cluster_logits, B, K);
+  BRIDLE_CUDA_CHECK_LAUNCH("cluster_lse_kernel");
+  class_log_prob_kernel<<<blocks_for(B * K, kThreads), kThreads, 0, stream()>>>(
+      out, within_lse, cluster_lse, class_logits, cluster_logits, offsets, members, V, K, B * K);
+  BRIDLE_CUDA_CHECK_LAUNCH("class_log_prob_kernel");
+}
+
+void class_log_prob_backward(float* dclass_logits, float* dcluster_logits, float* cluster_sums,
+                             const float* class_logits, const float* cluster_logits,
+                             const float* within_lse, const float* cluster_lse, const float* dout,
+                             const int64_t* offsets, const int64_t* members, int64_t B, int64_t V,
+                             int64_t K) {
+  if (B * K == 0) return;
+  class_log_prob_backward_kernel<<<blocks_for(B * K, kThreads), kThreads, 0, stream()>>>(
+      dclass_logits, cluster_sums, class_logits, within_lse, dout, offsets, members, V, K, B * K);
+  BRIDLE_CUDA_CHECK_LAUNCH("class_log_prob_backward_kernel");
+  if (!dcluster_logits) return;
+  cluster_log_prob_backward_kernel<<<blocks_for(B * K, kThreads), kThreads, 0, stream()>>>(
+      dcluster_logits, cluster_sums, cluster_logits, cluster_lse, K, B * K);
+  BRIDLE_CUDA_CHECK_LAUNCH("cluster_log_prob_backward_kernel");
 }
 
 }  // namespace bridle::cuda

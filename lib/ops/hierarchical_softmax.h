@@ -44,7 +44,9 @@
 // within_cluster_nll and so class_based_softmax_loss) also run on a GPU
 // (hierarchical_softmax.cu): the batch's paths or slots are laid out on the host,
 // as here, and copied over; there each gradient element has one thread, so they
-// add no atomics and give the same bits on every run. log_prob and topk are CPU only.
+// add no atomics and give the same bits on every run. So do the log_prob ops; the
+// topk ops on a GPU take the exact top k of log_prob's [B, V] instead of
+// searching the tree (the same classes, ties to the lower class).
 #pragma once
 
 #include <cstdint>
@@ -97,7 +99,7 @@ Tensor hierarchical_softmax_log_prob(const Tensor& hidden, const Tensor& node_we
 // The k most probable classes of each row, by best-first search down the tree,
 // pruned by the k-th best leaf found so far (log-probabilities only fall along
 // a path): (log-probabilities [B, k], descending; classes [B, k] int64). Exact;
-// not differentiable. 1 <= k <= V.
+// not differentiable. 1 <= k <= V. On a GPU: the top k of log_prob (see above).
 std::pair<Tensor, Tensor> hierarchical_softmax_topk(const Tensor& hidden, const Tensor& node_weight,
                                                     const HuffmanTree& tree, int64_t k,
                                                     const Tensor& node_bias = Tensor());

@@ -326,12 +326,16 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
 
 Tensor indices_in_range(const Tensor& values, int64_t low, int64_t high) {
   check_index_dtype("indices_in_range", values, "values");
-  check_device("indices_in_range", {values});
+  check_device("indices_in_range", {values}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(values.dim() == 1, "indices_in_range: values must be 1-D, got {}",
                shape_str(values.shape()));
+  // On a GPU the scan runs over a host copy: the result's length is only known
+  // after it, and its callers (adaptive softmax) sort rows on the host anyway.
+  // The positions go back to values' device.
+  const Tensor checked = host_copy_if_gpu(values);
   return dispatch_index(values, [&](auto tag) {
     using Index = decltype(tag);
-    const Index* v = values.data<Index>();
+    const Index* v = checked.data<Index>();
     const int64_t n = values.numel();
     std::vector<int64_t> found;
     for (int64_t i = 0; i < n; ++i)
@@ -339,7 +343,7 @@ Tensor indices_in_range(const Tensor& values, int64_t low, int64_t high) {
         found.push_back(i);
     Tensor out = Tensor::empty({static_cast<int64_t>(found.size())}, kInt64);
     std::copy(found.begin(), found.end(), out.data<int64_t>());
-    return out;
+    return out.to(values.device());
   });
 }
 

@@ -36,7 +36,8 @@ Tensor embedding(const Tensor& weight, const Tensor& indices);
 
 // The positions i (int64 [K], increasing) where low <= values[i] < high, for 1-D
 // int32/int64 values: PyTorch's ((values >= low) & (values < high)).nonzero().
-// Not differentiable.
+// Not differentiable. On a GPU the values are scanned on the host (a copy that
+// waits for the GPU) and the positions returned on the GPU.
 Tensor indices_in_range(const Tensor& values, int64_t low, int64_t high);
 
 namespace cpu {

@@ -7,7 +7,8 @@
 // Adaptive average is avg with per-output windows and divisor = window size.
 //
 // CUDA tensors go to cuDNN (pool.cu), built when cuDNN was found
-// (BRIDLE_WITH_CUDNN): max pooling without dilation and average pooling.
+// (BRIDLE_WITH_CUDNN): max pooling without dilation and average pooling;
+// adaptive average pooling with uneven windows is a kernel of ours in pool.cu.
 #include "ops/pool.h"
 
 #include <cmath>
@@ -287,7 +288,7 @@ namespace {
 
 std::string size2_str(Size2 s) { return fmt::format("{{{}, {}}}", s[0], s[1]); }
 
-// CUDA tensors pass: max and average pooling have cuDNN kernels (pool.cu).
+// CUDA tensors pass: every pooling here has a CUDA path (pool.cu).
 void check_nchw(const char* op, const Tensor& x) {
   check_float(op, x);
   check_device(op, {x}, Kernels::kCpuAndCuda);
@@ -352,12 +353,29 @@ Tensor pool2d_cuda(const char* op, cuda::PoolKind kind, const Tensor& x, const P
     if (dy.numel() > 0) pool2d_backward_cuda(kind, x, y, dy, s);
   });
 }
+
+Tensor adaptive_avg_pool2d_cuda(const Tensor& x, int64_t OH, int64_t OW) {
+  cuda::DeviceGuard guard(x.device());
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  Tensor y = Tensor::empty({N, C, OH, OW}, x.device());
+  cuda::adaptive_avg_pool2d_forward(y.data<float>(), x.data<float>(), N * C, H, W, OH, OW);
+  return record(y, "adaptive_avg_pool2d", {x}, [x, OH, OW](const Tensor& dy, const Tensor&) {
+    cuda::DeviceGuard guard(x.device());
+    cuda::adaptive_avg_pool2d_backward(grad_buffer(x).data<float>(), dy.data<float>(),
+                                       x.size(0) * x.size(1), x.size(2), x.size(3), OH, OW);
+  });
+}
 #else
 Tensor pool2d_cuda(const char* op, cuda::PoolKind, const Tensor&, const PoolGeometry&) {
   BRIDLE_FAIL(
       "{}: CUDA tensors need cuDNN, and this build has none (the CUDA backend was built "
       "without it: see cmake/BridleCudnn.cmake)",
       op);
+}
+Tensor adaptive_avg_pool2d_cuda(const Tensor&, int64_t, int64_t) {
+  BRIDLE_FAIL(
+      "adaptive_avg_pool2d: CUDA tensors need cuDNN, and this build has none (the CUDA backend "
+      "was built without it: see cmake/BridleCudnn.cmake)");
 }
 #endif
 
@@ -409,8 +427,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
     // W/OW, which runs in x's layout (global pooling after a ResNet's last block).
     return avg_pool2d(x, {H / OH, W / OW}, {H / OH, W / OW}, {0, 0}, true);
   }
-  // Uneven windows have no CUDA kernel yet: a CUDA tensor stops here with a clear error.
-  check_device("adaptive_avg_pool2d", {x});
+  if (x.device().is_cuda()) return adaptive_avg_pool2d_cuda(x, OH, OW);
   Tensor y = Tensor::empty({N, C, OH, OW});
   cpu::adaptive_avg_pool2d_forward(y.data<float>(), x.data<float>(), N * C, H, W, OH, OW);
   return record(y, "adaptive_avg_pool2d", {x}, [x, OH, OW](const Tensor& dy, const Tensor&) {

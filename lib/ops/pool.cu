@@ -6,7 +6,14 @@
 // (count_include_pad) or by the in-bounds count. It has no dilation; the op
 // keeps dilated max pooling on the CPU's side of the check. Backward reads the
 // forward's input and output (for max: which element was the maximum).
+//
+// cuDNN has no adaptive pooling: adaptive_avg_pool2d's uneven windows are a
+// kernel of ours, a thread per output element forward, and a thread per input
+// element backward, which sums the shares of the windows that hold it (so no
+// two threads write the same element: no atomics, a fixed order).
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/cudnn_check.h"
+#include "core/cuda/device_utils.cuh"
 #include "ops/cuda_kernels.h"
 
 namespace bridle::cuda {
@@ -44,7 +51,70 @@ struct PoolDescriptors {
   PoolDescriptors& operator=(const PoolDescriptors&) = delete;
 };
 
+constexpr int kThreads = 256;
+
+// PyTorch's adaptive windows, as pool.cpp: output o of `out` covers input
+// [start, end); input i lies in the windows of outputs [first_window, last_window).
+__device__ int64_t window_start(int64_t o, int64_t out, int64_t in) { return (o * in) / out; }
+__device__ int64_t window_end(int64_t o, int64_t out, int64_t in) {
+  return ((o + 1) * in + out - 1) / out;
+}
+__device__ int64_t first_window(int64_t i, int64_t in, int64_t out) { return (i * out) / in; }
+__device__ int64_t last_window(int64_t i, int64_t in, int64_t out) {
+  return ((i + 1) * out + in - 1) / in;
+}
+
+__global__ void adaptive_avg_pool2d_forward_kernel(float* y, const float* x, int64_t planes,
+                                                   int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  BRIDLE_GRID_STRIDE_LOOP(t, planes * OH * OW) {
+    const int64_t ow = t % OW, oh = t / OW % OH, p = t / (OW * OH);
+    const int64_t h0 = window_start(oh, OH, H), h1 = window_end(oh, OH, H);
+    const int64_t w0 = window_start(ow, OW, W), w1 = window_end(ow, OW, W);
+    const float* plane = x + p * H * W;
+    float sum = 0.0f;
+    for (int64_t ih = h0; ih < h1; ++ih)
+      for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * W + iw];
+    y[t] = sum / static_cast<float>((h1 - h0) * (w1 - w0));
+  }
+}
+
+// dx[i] += sum over the windows w holding i of dy[w] / |w|.
+__global__ void adaptive_avg_pool2d_backward_kernel(float* dx, const float* dy, int64_t planes,
+                                                    int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  BRIDLE_GRID_STRIDE_LOOP(t, planes * H * W) {
+    const int64_t iw = t % W, ih = t / W % H, p = t / (W * H);
+    const float* g = dy + p * OH * OW;
+    float sum = 0.0f;
+    for (int64_t oh = first_window(ih, H, OH); oh < last_window(ih, H, OH); ++oh) {
+      const int64_t h0 = window_start(oh, OH, H), h1 = window_end(oh, OH, H);
+      if (ih < h0 || ih >= h1) continue;
+      for (int64_t ow = first_window(iw, W, OW); ow < last_window(iw, W, OW); ++ow) {
+        const int64_t w0 = window_start(ow, OW, W), w1 = window_end(ow, OW, W);
+        if (iw < w0 || iw >= w1) continue;
+        sum += g[oh * OW + ow] / static_cast<float>((h1 - h0) * (w1 - w0));
+      }
+    }
+    dx[t] += sum;
+  }
+}
+
 }  // namespace
+
+void adaptive_avg_pool2d_forward(float* y, const float* x, int64_t planes, int64_t H, int64_t W,
+                                 int64_t OH, int64_t OW) {
+  if (planes * OH * OW == 0) return;
+  adaptive_avg_pool2d_forward_kernel<<<blocks_for(planes * OH * OW, kThreads), kThreads, 0,
+                                       stream()>>>(y, x, planes, H, W, OH, OW);
+  BRIDLE_CUDA_CHECK_LAUNCH("adaptive_avg_pool2d_forward_kernel");
+}
+
+void adaptive_avg_pool2d_backward(float* dx, const float* dy, int64_t planes, int64_t H, int64_t W,
+                                  int64_t OH, int64_t OW) {
+  if (planes * H * W == 0) return;
+  adaptive_avg_pool2d_backward_kernel<<<blocks_for(planes * H * W, kThreads), kThreads, 0,
+                                        stream()>>>(dx, dy, planes, H, W, OH, OW);
+  BRIDLE_CUDA_CHECK_LAUNCH("adaptive_avg_pool2d_backward_kernel");
+}
 
 void pool2d_forward(PoolKind kind, float* y, const float* x, const PoolSizes& s) {
   PoolDescriptors d(kind, s);

@@ -22,7 +22,8 @@
 // Kernels: the naive loops in pool.cpp are the reference; the op runs oneDNN's
 // pooling primitives (cached per shape), and the tests hold one to the other.
 // CUDA tensors go to cuDNN (pool.cu), in builds that found it: max pooling
-// without dilation, average pooling, and adaptive pooling with even windows.
+// without dilation, average pooling, and adaptive pooling with even windows;
+// adaptive pooling with uneven windows runs a kernel of ours in pool.cu.
 #pragma once
 
 #include <array>

@@ -97,6 +97,27 @@ Tensor sum_scaled(const Tensor& x, int64_t dim, bool keepdim, bool average, cons
   });
 }
 
+// max on a GPU. Under #ifdef, not `if constexpr`: GCC at -O0 still emits
+// lambdas inside discarded branches.
+#ifdef BRIDLE_WITH_CUDA
+Tensor max_cuda(const Tensor& x, const DimSplit& s, const Shape& out_shape) {
+  cuda::DeviceGuard guard(x.device());
+  Tensor out = Tensor::empty(out_shape, x.device());
+  Tensor index = Tensor::empty(out_shape, TensorOptions(kInt64).with_device(x.device()));
+  cuda::max_forward(out.data<float>(), index.data<int64_t>(), x.data<float>(), s.outer, s.size,
+                    s.inner);
+  return record(out, "max", {x}, [x, s, index](const Tensor& dout, const Tensor&) {
+    cuda::DeviceGuard guard(x.device());
+    cuda::max_backward(grad_buffer(x).data<float>(), index.data<int64_t>(), dout.data<float>(),
+                       s.outer, s.size, s.inner);
+  });
+}
+#else
+Tensor max_cuda(const Tensor&, const DimSplit&, const Shape&) {
+  BRIDLE_FAIL("max: this build has no CUDA backend");
+}
+#endif
+
 Tensor reduce_all(const Tensor& x, bool average, const char* name) {
   check_float(name, x);
   BRIDLE_CHECK(!average || x.numel() > 0, "{}: cannot average an empty tensor", name);
@@ -116,11 +137,12 @@ Tensor mean(const Tensor& x, int64_t dim, bool keepdim) {
 
 Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
   check_float("max", x);
-  check_device("max", {x});
+  check_device("max", {x}, Kernels::kCpuAndCuda);
   dim = normalize_dim("max", dim, x.dim());
   DimSplit s = split_at(x.shape(), dim);
   BRIDLE_CHECK(s.size > 0, "max: dim {} of shape {} is empty", dim, shape_str(x.shape()));
   Shape out_shape = reduced_shape(x.shape(), dim, keepdim);
+  if (x.device().is_cuda()) return max_cuda(x, s, out_shape);
   Tensor out = Tensor::empty(out_shape);
   Tensor index = Tensor::empty(out_shape, kInt64);
   cpu::max_forward(out.data<float>(), index.data<int64_t>(), x.data<float>(), s.outer, s.size,

@@ -1,4 +1,4 @@
-// Reductions on a GPU: sum / mean along a dim and argmax (the ops, the CPU
+// Reductions on a GPU: sum / mean along a dim, max and argmax (the ops, the CPU
 // kernels and the backward are in reduce.cpp).
 //
 // One block per output element reduces its row [o, :, i] (stride `inner`);
@@ -53,7 +53,9 @@ __device__ Best better(Best a, Best b) {
   return a.index < b.index ? a : b;
 }
 
-__global__ void argmax_kernel(int64_t* index, const float* inp, int64_t n, int64_t inner) {
+// out may be null (argmax wants the index only).
+__global__ void argmax_kernel(float* out, int64_t* index, const float* inp, int64_t n,
+                              int64_t inner) {
   const int64_t r = blockIdx.x, o = r / inner, i = r % inner;
   const float* row = inp + o * n * inner + i;
   Best best{0.0f, -1};  // index -1: nothing seen yet
@@ -61,7 +63,20 @@ __global__ void argmax_kernel(int64_t* index, const float* inp, int64_t n, int64
     best = better(best, Best{row[k * inner], k});
   best = block_reduce(
       best, [](Best a, Best b) { return better(a, b); }, Best{0.0f, -1});
-  if (threadIdx.x == 0) index[r] = best.index;
+  if (threadIdx.x == 0) {
+    index[r] = best.index;
+    if (out) out[r] = best.value;
+  }
+}
+
+// Each output element sends its gradient to its own input element: no two
+// threads write the same one.
+__global__ void max_backward_kernel(float* dinp, const int64_t* index, const float* dout,
+                                    int64_t outer, int64_t n, int64_t inner) {
+  BRIDLE_GRID_STRIDE_LOOP(r, outer * inner) {
+    const int64_t o = r / inner, i = r % inner;
+    dinp[(o * n + index[r]) * inner + i] += dout[r];
+  }
 }
 
 }  // namespace
@@ -84,9 +99,25 @@ void sum_backward(float* dinp, const float* dout, int64_t outer, int64_t n, int6
 
 void argmax(int64_t* index, const float* inp, int64_t outer, int64_t n, int64_t inner) {
   if (outer * inner == 0) return;
-  argmax_kernel<<<static_cast<unsigned>(outer * inner), kThreads, 0, stream()>>>(index, inp, n,
+  argmax_kernel<<<static_cast<unsigned>(outer * inner), kThreads, 0, stream()>>>(nullptr, index,
+                                                                                 inp, n, inner);
+  BRIDLE_CUDA_CHECK_LAUNCH("argmax_kernel");
+}
+
+void max_forward(float* out, int64_t* index, const float* inp, int64_t outer, int64_t n,
+                 int64_t inner) {
+  if (outer * inner == 0) return;
+  argmax_kernel<<<static_cast<unsigned>(outer * inner), kThreads, 0, stream()>>>(out, index, inp, n,
                                                                                  inner);
   BRIDLE_CUDA_CHECK_LAUNCH("argmax_kernel");
+}
+
+void max_backward(float* dinp, const int64_t* index, const float* dout, int64_t outer, int64_t n,
+                  int64_t inner) {
+  if (outer * inner == 0) return;
+  max_backward_kernel<<<blocks_for(outer * inner, kThreads), kThreads, 0, stream()>>>(
+      dinp, index, dout, outer, n, inner);
+  BRIDLE_CUDA_CHECK_LAUNCH("max_backward_kernel");
 }
 
 }  // namespace bridle::cuda

@@ -1,6 +1,6 @@
 // hardmax, topk and gumbel_softmax; see selection.h. All walk rows of the
 // [outer, size, inner] view of the input (op_utils.h), so any dim works without
-// a transpose.
+// a transpose. hardmax and topk have CUDA kernels (selection.cu).
 #include "ops/selection.h"
 
 #include <algorithm>
@@ -9,18 +9,59 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
+#include "ops/cuda_kernels.h"
 #include "ops/elementwise.h"
 #include "ops/op_utils.h"
 #include "ops/softmax.h"
 
 namespace bridle {
 
+namespace {
+
+#ifdef BRIDLE_WITH_CUDA
+Tensor hardmax_cuda(const Tensor& x, const DimSplit& s) {
+  cuda::DeviceGuard guard(x.device());
+  Tensor out = Tensor::empty(x.shape(), x.device());
+  cuda::hardmax_forward(out.data<float>(), x.data<float>(), s.outer, s.size, s.inner);
+  return out;
+}
+
+std::pair<Tensor, Tensor> topk_cuda(const Tensor& x, const DimSplit& s, const Shape& out_shape,
+                                    int64_t k, bool largest) {
+  cuda::DeviceGuard guard(x.device());
+  Tensor values = Tensor::empty(out_shape, x.device());
+  Tensor indices = Tensor::empty(out_shape, TensorOptions(DType::kInt64).with_device(x.device()));
+  cuda::topk_forward(values.data<float>(), indices.data<int64_t>(), x.data<float>(), s.outer,
+                     s.size, s.inner, k, largest);
+  values = record(values, "topk", {x}, [x, indices, s, k](const Tensor& dv, const Tensor&) {
+    cuda::DeviceGuard guard(x.device());
+    write_grad(x, [&](float* dx, bool accumulate) {
+      cuda::topk_backward(dx, dv.data<float>(), indices.data<int64_t>(), s.outer, s.size, s.inner,
+                          k, accumulate);
+    });
+  });
+  return {values, indices};
+}
+#else
+Tensor hardmax_cuda(const Tensor&, const DimSplit&) {
+  BRIDLE_FAIL("hardmax: this build has no CUDA backend");
+}
+
+std::pair<Tensor, Tensor> topk_cuda(const Tensor&, const DimSplit&, const Shape&, int64_t, bool) {
+  BRIDLE_FAIL("topk: this build has no CUDA backend");
+}
+#endif
+
+}  // namespace
+
 Tensor hardmax(const Tensor& x, int64_t dim) {
   check_float("hardmax", x);
-  check_device("hardmax", {x});
+  check_device("hardmax", {x}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(x.dim() >= 1, "hardmax: needs at least one dim, got a scalar");
   dim = normalize_dim("hardmax", dim, x.dim());
   const DimSplit s = split_at(x.shape(), dim);
+  if (x.device().is_cuda()) return hardmax_cuda(x, s);
   Tensor out = zeros(x.shape());
   const float* in = x.data<float>();
   float* y = out.data<float>();
@@ -36,7 +77,7 @@ Tensor hardmax(const Tensor& x, int64_t dim) {
 
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
   check_float("topk", x);
-  check_device("topk", {x});
+  check_device("topk", {x}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(x.dim() >= 1, "topk: needs at least one dim, got a scalar");
   dim = normalize_dim("topk", dim, x.dim());
   BRIDLE_CHECK(k >= 0 && k <= x.size(dim), "topk: k = {} is out of range for dim {} of size {}", k,
@@ -44,6 +85,7 @@ std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim, bool lar
   const DimSplit s = split_at(x.shape(), dim);
   Shape out_shape = x.shape();
   out_shape[dim] = k;
+  if (x.device().is_cuda()) return topk_cuda(x, s, out_shape, k, largest);
   Tensor values = Tensor::empty(out_shape), indices = Tensor::empty(out_shape, DType::kInt64);
   const float* in = x.data<float>();
   std::vector<int64_t> order(s.size);
@@ -86,7 +128,9 @@ Tensor gumbel_softmax(const Tensor& logits, float tau, bool hard, int64_t dim,
     const double u = (static_cast<double>(generator.next_u64() >> 40) + 0.5) / 16777216.0;
     g[k] = static_cast<float>(-std::log(-std::log(u)));
   }
-  Tensor y_soft = softmax(logits + gumbels, dim, tau);
+  // The noise is drawn on the host, from the generator's one stream of numbers,
+  // so a GPU run draws what a CPU run with the same seed does.
+  Tensor y_soft = softmax(logits + gumbels.to(logits.device()), dim, tau);
   if (!hard) return y_soft;
   return hardmax(y_soft.detach(), dim) - y_soft.detach() + y_soft;
 }

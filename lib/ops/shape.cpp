@@ -4,11 +4,16 @@
 // backward reshapes it back; slice's backward adds it into rows [start, end) of
 // the input's gradient. transpose's backward is the same transpose; cat's backward
 // hands each input its own block of the gradient.
+//
+// On a GPU (shape.cu) transpose and cat run the same copies; reshape, flatten
+// and slice are views on any device.
 #include "ops/shape.h"
 
 #include <cstring>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
+#include "ops/cuda_kernels.h"
 #include "ops/elementwise.h"
 #include "ops/op_utils.h"
 
@@ -25,6 +30,57 @@ Tensor make_view(const Tensor& x, int64_t offset, const Shape& shape) {
   impl->dtype = x.dtype();
   return Tensor(std::move(impl));
 }
+
+// The GPU paths. Under #ifdef, not `if constexpr`: GCC at -O0 still emits
+// lambdas inside discarded branches, and a CPU-only build has no shape.cu.
+#ifdef BRIDLE_WITH_CUDA
+void transpose_cuda(const Tensor& out, const Tensor& x, int64_t outer, int64_t a, int64_t mid,
+                    int64_t b, int64_t inner) {
+  cuda::DeviceGuard guard(x.device());
+  cuda::transpose_copy(out.raw_data(), x.raw_data(), static_cast<int64_t>(dtype_size(x.dtype())),
+                       outer, a, mid, b, inner);
+}
+
+// Input k's block [outer, size_k * inner] goes to columns [offset_k * inner, ...)
+// of the output's rows of size * inner; the backward takes it back.
+Tensor cat_cuda(const std::vector<Tensor>& tensors, int64_t dim, const Shape& shape) {
+  const Tensor& first = tensors.front();
+  cuda::DeviceGuard guard(first.device());
+  Tensor out = Tensor::empty(shape, TensorOptions(first.dtype()).with_device(first.device()));
+  const DimSplit s = split_at(shape, dim);
+  const auto elem = static_cast<int64_t>(dtype_size(first.dtype()));
+  char* dst = static_cast<char*>(out.raw_data());
+  int64_t offset = 0;  // along dim, in the output
+  for (const Tensor& t : tensors) {
+    const int64_t block = t.shape()[dim] * s.inner;
+    cuda::copy_block(dst + offset * s.inner * elem, s.size * s.inner, t.raw_data(), block, elem,
+                     s.outer, block);
+    offset += t.shape()[dim];
+  }
+  if (!first.is_float()) return out;
+  return record(out, "cat", tensors, [tensors, dim, s](const Tensor& dout, const Tensor&) {
+    cuda::DeviceGuard guard(dout.device());
+    int64_t offset = 0;
+    for (const Tensor& t : tensors) {
+      const int64_t block = t.shape()[dim] * s.inner;
+      if (t.requires_grad()) {
+        write_grad(t, [&](float* g, bool accumulate) {
+          cuda::add_block(g, block, dout.data<float>() + offset * s.inner, s.size * s.inner,
+                          s.outer, block, accumulate);
+        });
+      }
+      offset += t.shape()[dim];
+    }
+  });
+}
+#else
+void transpose_cuda(const Tensor&, const Tensor&, int64_t, int64_t, int64_t, int64_t, int64_t) {
+  BRIDLE_FAIL("transpose: this build has no CUDA backend");
+}
+Tensor cat_cuda(const std::vector<Tensor>&, int64_t, const Shape&) {
+  BRIDLE_FAIL("cat: this build has no CUDA backend");
+}
+#endif
 
 }  // namespace
 
@@ -88,30 +144,35 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
 }
 
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
-  check_device("transpose", {x});
+  check_device("transpose", {x}, Kernels::kCpuAndCuda);
   dim0 = normalize_dim("transpose", dim0, x.dim());
   dim1 = normalize_dim("transpose", dim1, x.dim());
   if (dim0 > dim1) std::swap(dim0, dim1);
   Shape shape = x.shape();
   std::swap(shape[dim0], shape[dim1]);
-  Tensor out = Tensor::empty(shape, x.dtype());
+  Tensor out = Tensor::empty(shape, TensorOptions(x.dtype()).with_device(x.device()));
   int64_t outer = 1, mid = 1, inner = 1;
   for (int64_t d = 0; d < dim0; ++d) outer *= x.shape()[d];
   for (int64_t d = dim0 + 1; d < dim1; ++d) mid *= x.shape()[d];
   for (int64_t d = dim1 + 1; d < x.dim(); ++d) inner *= x.shape()[d];
   int64_t a = x.shape()[dim0], b = x.shape()[dim1];
-  switch (x.dtype()) {
-    case DType::kFloat32:
-      cpu::transpose_copy(out.data<float>(), x.data<float>(), outer, a, mid, b, inner);
-      break;
-    case DType::kInt32:
-      cpu::transpose_copy(out.data<int32_t>(), x.data<int32_t>(), outer, a, mid, b, inner);
-      break;
-    case DType::kInt64:
-      cpu::transpose_copy(out.data<int64_t>(), x.data<int64_t>(), outer, a, mid, b, inner);
-      break;
+  if (x.device().is_cuda()) {
+    transpose_cuda(out, x, outer, a, mid, b, inner);
+  } else {
+    switch (x.dtype()) {
+      case DType::kFloat32:
+        cpu::transpose_copy(out.data<float>(), x.data<float>(), outer, a, mid, b, inner);
+        break;
+      case DType::kInt32:
+        cpu::transpose_copy(out.data<int32_t>(), x.data<int32_t>(), outer, a, mid, b, inner);
+        break;
+      case DType::kInt64:
+        cpu::transpose_copy(out.data<int64_t>(), x.data<int64_t>(), outer, a, mid, b, inner);
+        break;
+    }
   }
   if (!x.is_float()) return out;
+  // The backward's transpose and add_ run on either device.
   return record(out, "transpose", {x}, [x, dim0, dim1](const Tensor& dout, const Tensor&) {
     add_(grad_buffer(x), transpose(dout, dim0, dim1));
   });
@@ -136,7 +197,7 @@ Tensor slice(const Tensor& x, int64_t start, int64_t end) {
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   BRIDLE_CHECK(!tensors.empty(), "cat: needs at least one tensor");
   const Tensor& first = tensors.front();
-  check_device("cat", tensors);
+  check_device("cat", tensors, Kernels::kCpuAndCuda);
   dim = normalize_dim("cat", dim, first.dim());
   Shape shape = first.shape();
   shape[dim] = 0;
@@ -149,6 +210,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
                  shape_str(first.shape()), dim);
     shape[dim] += t.shape()[dim];
   }
+  if (first.device().is_cuda()) return cat_cuda(tensors, dim, shape);
   Tensor out = Tensor::empty(shape, first.dtype());
   DimSplit s = split_at(shape, dim);
   size_t elem = dtype_size(first.dtype());

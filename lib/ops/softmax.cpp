@@ -5,6 +5,9 @@
 //   log_softmax: dx_j += (g_j - softmax_j sum_k g_k) / T,  softmax_j = exp(y_j)
 //   logsumexp:   dx_j += g exp(x_j - lse)               (= g softmax(x)_j)
 // Both softmax backward forms use the saved output only, never the input.
+//
+// On a GPU (softmax.cu): softmax, log_softmax, safe_softmax (and through it
+// masked_softmax) and logsumexp, with the same checks and errors.
 #include "ops/softmax.h"
 
 #include <omp.h>
@@ -407,7 +410,8 @@ Tensor softmax_op_cuda(const Tensor& x, int64_t dim, const DimSplit& s, float in
 Tensor softmax_op(const Tensor& x, int64_t dim, float temperature, bool log, bool safe = false) {
   const char* name = safe ? "safe_softmax" : log ? "log_softmax" : "softmax";
   check_float(name, x);
-  // safe_softmax finds its masked rows on the host: no CUDA kernel for it yet.
+  // safe_softmax finds its masked rows on the host here; on a GPU it never gets
+  // here (safe_softmax_cuda).
   check_device(name, {x}, safe ? Kernels::kCpuOnly : Kernels::kCpuAndCuda);
   BRIDLE_CHECK(temperature > 0.0f && std::isfinite(temperature),
                "{}: temperature must be a positive finite number, got {}", name, temperature);
@@ -445,6 +449,65 @@ Tensor softmax_op(const Tensor& x, int64_t dim, float temperature, bool log, boo
   });
 }
 
+// The GPU paths of safe_softmax, masked_softmax and logsumexp. Under #ifdef,
+// not `if constexpr`: GCC at -O0 still emits lambdas inside discarded branches.
+#ifdef BRIDLE_WITH_CUDA
+// As softmax_op_cuda, with the kernel that gives an all -inf row zeros; the
+// backward is softmax's (zero rows get zero gradients).
+Tensor safe_softmax_cuda(const Tensor& x, int64_t dim) {
+  const char* name = "safe_softmax";
+  const int64_t rank = std::max<int64_t>(x.dim(), 1);
+  dim = normalize_dim(name, dim, rank);
+  const DimSplit s = split_at(x.dim() == 0 ? Shape{1} : x.shape(), dim);
+  cuda::DeviceGuard guard(x.device());
+  Tensor out = Tensor::empty(x.shape(), x.device());
+  const int64_t rows = s.outer * s.inner;
+  Tensor first_bad =
+      full({}, static_cast<double>(rows), TensorOptions(kInt64).with_device(x.device()));
+  cuda::safe_softmax_forward(out.data<float>(), x.data<float>(), s.outer, s.size, s.inner,
+                             reinterpret_cast<unsigned long long*>(first_bad.data<int64_t>()));
+  const auto bad = static_cast<int64_t>(first_bad.at({}));
+  check_rows_have_max(name, bad == rows ? -1 : bad, dim, x);
+  return record(out, name, {x}, [x, s](const Tensor& dout, const Tensor& out) {
+    softmax_backward_cuda(x, out, dout, s, 1.0f, false);
+  });
+}
+
+// An int32 / int64 keep-mask as an additive one: 0 where nonzero, -inf elsewhere.
+Tensor additive_mask_cuda(const Tensor& mask) {
+  cuda::DeviceGuard guard(mask.device());
+  Tensor additive = Tensor::empty(mask.shape(), mask.device());
+  if (mask.dtype() == DType::kInt32)
+    cuda::keep_mask_to_additive(additive.data<float>(), mask.data<int32_t>(), mask.numel());
+  else
+    cuda::keep_mask_to_additive(additive.data<float>(), mask.data<int64_t>(), mask.numel());
+  return additive;
+}
+
+Tensor logsumexp_cuda(const Tensor& x, const DimSplit& s, const Shape& out_shape) {
+  cuda::DeviceGuard guard(x.device());
+  Tensor out = Tensor::empty(out_shape, x.device());
+  cuda::logsumexp_forward(out.data<float>(), x.data<float>(), s.outer, s.size, s.inner);
+  return record(out, "logsumexp", {x}, [x, s](const Tensor& dout, const Tensor& out) {
+    cuda::DeviceGuard guard(x.device());
+    write_grad(x, [&](float* dx, bool accumulate) {
+      cuda::logsumexp_backward(dx, x.data<float>(), out.data<float>(), dout.data<float>(), s.outer,
+                               s.size, s.inner, accumulate);
+    });
+  });
+}
+#else
+Tensor safe_softmax_cuda(const Tensor&, int64_t) {
+  BRIDLE_FAIL("safe_softmax: this build has no CUDA backend");
+}
+Tensor additive_mask_cuda(const Tensor&) {
+  BRIDLE_FAIL("masked_softmax: this build has no CUDA backend");
+}
+Tensor logsumexp_cuda(const Tensor&, const DimSplit&, const Shape&) {
+  BRIDLE_FAIL("logsumexp: this build has no CUDA backend");
+}
+#endif
+
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t dim, float temperature) {
@@ -455,15 +518,21 @@ Tensor log_softmax(const Tensor& x, int64_t dim, float temperature) {
   return softmax_op(x, dim, temperature, true);
 }
 
-Tensor safe_softmax(const Tensor& x, int64_t dim) { return softmax_op(x, dim, 1.0f, false, true); }
+Tensor safe_softmax(const Tensor& x, int64_t dim) {
+  check_float("safe_softmax", x);
+  if (x.device().is_cuda()) return safe_softmax_cuda(x, dim);
+  return softmax_op(x, dim, 1.0f, false, true);
+}
 
 Tensor masked_softmax(const Tensor& x, const Tensor& mask, int64_t dim) {
   check_float("masked_softmax", x);
   BRIDLE_CHECK(mask.defined(), "masked_softmax: no mask given");
-  check_device("masked_softmax", {x, mask});
+  check_device("masked_softmax", {x, mask}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(!mask.requires_grad(), "masked_softmax: the mask is a constant; detach() it");
   Tensor additive = mask;
-  if (!mask.is_float()) {  // keep where nonzero: 0 there, -inf elsewhere
+  if (!mask.is_float() && mask.device().is_cuda()) {
+    additive = additive_mask_cuda(mask);
+  } else if (!mask.is_float()) {  // keep where nonzero: 0 there, -inf elsewhere
     Tensor as_float = mask.to(DType::kFloat32);
     additive = Tensor::empty(mask.shape());
     const float* m = as_float.data<float>();
@@ -479,10 +548,11 @@ Tensor masked_softmax(const Tensor& x, const Tensor& mask, int64_t dim) {
 
 Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {
   check_float("logsumexp", x);
-  check_device("logsumexp", {x});
+  check_device("logsumexp", {x}, Kernels::kCpuAndCuda);
   dim = normalize_dim("logsumexp", dim, x.dim());
   DimSplit s = split_at(x.shape(), dim);
   BRIDLE_CHECK(s.size > 0, "logsumexp: dim {} of shape {} is empty", dim, shape_str(x.shape()));
+  if (x.device().is_cuda()) return logsumexp_cuda(x, s, reduced_shape(x.shape(), dim, keepdim));
   Tensor out = Tensor::empty(reduced_shape(x.shape(), dim, keepdim));
   cpu::logsumexp_forward(out.data<float>(), x.data<float>(), s.outer, s.size, s.inner);
   return record(out, "logsumexp", {x}, [x, s](const Tensor& dout, const Tensor& out) {

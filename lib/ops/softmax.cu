@@ -14,6 +14,10 @@
 //
 // Strided rows (another dim): one thread per row walks it with stride `inner`,
 // in three plain passes. Simple rather than fast: such softmaxes are rare.
+//
+// safe_softmax (masked_softmax and attention) and logsumexp take a warp per row
+// along any dim: lane l reads elements l, l + 32, ... of its row (coalesced
+// when the row is contiguous), then the warp combines its lanes' results.
 #include <cmath>
 
 #include "core/cuda/cuda_check.h"
@@ -139,6 +143,72 @@ __global__ void softmax_backward_strided_kernel(float* dinp, const float* out, c
   }
 }
 
+// A warp per row r of [outer, n, inner]; an all -inf row (everything masked)
+// gives zeros, a row with +inf or NaN is reported.
+__global__ void safe_softmax_forward_kernel(float* out, const float* inp, int64_t outer, int64_t n,
+                                            int64_t inner, unsigned long long* first_bad_row) {
+  const int lane = threadIdx.x % kWarpSize;
+  BRIDLE_GRID_WARP_LOOP(r, outer * inner) {
+    const int64_t base = (r / inner) * n * inner + r % inner;
+    MaxSum acc{-INFINITY, 0.0f};
+    bool has_nan = false;
+    for (int64_t j = lane; j < n; j += kWarpSize) {
+      const float v = inp[base + j * inner];
+      add_element(acc, v, 1.0f);
+      has_nan |= isnan(v);
+    }
+    acc = warp_reduce(acc, [](MaxSum a, MaxSum b) { return combine(a, b, 1.0f); });
+    has_nan = __any_sync(kFullMask, has_nan);
+    if ((has_nan || acc.max == INFINITY) && lane == 0)
+      atomicMin(first_bad_row, static_cast<unsigned long long>(r));
+    const bool masked = acc.max == -INFINITY;
+    const float inv_sum = 1.0f / acc.sum;
+    for (int64_t j = lane; j < n; j += kWarpSize) {
+      const int64_t k = base + j * inner;
+      out[k] = masked ? 0.0f : expf(inp[k] - acc.max) * inv_sum;
+    }
+  }
+}
+
+template <typename Index>
+__global__ void keep_mask_kernel(float* out, const Index* mask, int64_t n) {
+  BRIDLE_GRID_STRIDE_LOOP(i, n) out[i] = mask[i] != 0 ? 0.0f : -INFINITY;
+}
+
+// A warp per row: its max (NaN skipped, as std::max from -inf on the CPU), then
+// the sum of exps against it.
+__global__ void logsumexp_forward_kernel(float* out, const float* inp, int64_t outer, int64_t n,
+                                         int64_t inner) {
+  const int lane = threadIdx.x % kWarpSize;
+  BRIDLE_GRID_WARP_LOOP(r, outer * inner) {
+    const float* x = inp + (r / inner) * n * inner + r % inner;
+    float max = -INFINITY;
+    for (int64_t j = lane; j < n; j += kWarpSize) max = fmaxf(max, x[j * inner]);
+    for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
+      max = fmaxf(max, __shfl_xor_sync(kFullMask, max, offset));
+    if (isinf(max)) {  // all -inf: lse = -inf; any +inf: lse = +inf
+      if (lane == 0) out[r] = max;
+      continue;
+    }
+    float sum = 0.0f;
+    for (int64_t j = lane; j < n; j += kWarpSize) sum += expf(x[j * inner] - max);
+    sum = warp_sum(sum);
+    if (lane == 0) out[r] = max + logf(sum);  // NaN inputs give NaN, as on the CPU
+  }
+}
+
+// dx = g exp(x - lse), none through a row whose lse is infinite.
+__global__ void logsumexp_backward_kernel(float* dinp, const float* inp, const float* out,
+                                          const float* dout, int64_t outer, int64_t n,
+                                          int64_t inner, bool accumulate) {
+  BRIDLE_GRID_STRIDE_LOOP(k, outer * n * inner) {
+    const int64_t r = k / (n * inner) * inner + k % inner;
+    const float lse = out[r];
+    const float grad = isinf(lse) ? 0.0f : dout[r] * expf(inp[k] - lse);
+    dinp[k] = accumulate ? dinp[k] + grad : grad;
+  }
+}
+
 template <bool kBlock, int kWidth>
 struct ForwardLaunch {
   template <typename... Args>
@@ -185,6 +255,46 @@ void softmax_backward(float* dinp, const float* out, const float* dout, int64_t 
   launch_rows<BackwardLaunch>(outer, n, float4_rows(n, {dinp, out, dout}), dinp, out, dout, outer,
                               n, inv_temp, log, accumulate);
   BRIDLE_CUDA_CHECK_LAUNCH("softmax_backward_kernel");
+}
+
+void safe_softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner,
+                          unsigned long long* first_bad_row) {
+  if (outer * n * inner == 0) return;
+  constexpr int kThreads = 256;
+  safe_softmax_forward_kernel<<<blocks_for(outer * inner * kWarpSize, kThreads), kThreads, 0,
+                                stream()>>>(out, inp, outer, n, inner, first_bad_row);
+  BRIDLE_CUDA_CHECK_LAUNCH("safe_softmax_forward_kernel");
+}
+
+void keep_mask_to_additive(float* out, const int32_t* mask, int64_t n) {
+  if (n == 0) return;
+  constexpr int kThreads = 256;
+  keep_mask_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(out, mask, n);
+  BRIDLE_CUDA_CHECK_LAUNCH("keep_mask_kernel");
+}
+
+void keep_mask_to_additive(float* out, const int64_t* mask, int64_t n) {
+  if (n == 0) return;
+  constexpr int kThreads = 256;
+  keep_mask_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(out, mask, n);
+  BRIDLE_CUDA_CHECK_LAUNCH("keep_mask_kernel");
+}
+
+void logsumexp_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner) {
+  if (outer * inner == 0) return;
+  constexpr int kThreads = 256;
+  logsumexp_forward_kernel<<<blocks_for(outer * inner * kWarpSize, kThreads), kThreads, 0,
+                             stream()>>>(out, inp, outer, n, inner);
+  BRIDLE_CUDA_CHECK_LAUNCH("logsumexp_forward_kernel");
+}
+
+void logsumexp_backward(float* dinp, const float* inp, const float* out, const float* dout,
+                        int64_t outer, int64_t n, int64_t inner, bool accumulate) {
+  if (outer * n * inner == 0) return;
+  constexpr int kThreads = 256;
+  logsumexp_backward_kernel<<<blocks_for(outer * n * inner, kThreads), kThreads, 0, stream()>>>(
+      dinp, inp, out, dout, outer, n, inner, accumulate);
+  BRIDLE_CUDA_CHECK_LAUNCH("logsumexp_backward_kernel");
 }
 
 }  // namespace bridle::cuda

@@ -11,6 +11,8 @@
 // Bisection (any alpha): sum_j [(alpha - 1) z_j - tau]_+^(1/(alpha-1)) falls as tau
 // rises, is >= 1 at tau = max - 1 and <= 1 at tau = max - (1/n)^(alpha-1), so each
 // step halves that bracket; the result is renormalized to sum to 1.
+// The CUDA kernels (sparsemax.cu) find the support by bisection instead of a sort
+// and then tau by the same closed forms.
 #include "ops/sparsemax.h"
 
 #include <algorithm>
@@ -19,7 +21,9 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "core/cuda/cuda.h"
 #include "core/factory.h"
+#include "ops/cuda_kernels.h"
 #include "ops/loss_utils.h"
 #include "ops/op_utils.h"
 #include "ops/shape.h"
@@ -140,21 +144,68 @@ namespace {
 
 using RowsKernel = std::function<void(float*, const float*, int64_t, int64_t)>;
 
-void check_finite_rows(const char* op, const Tensor& x, int64_t rows, int64_t n) {
-  const float* data = x.data<float>();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < n; ++j)
-      BRIDLE_CHECK(std::isfinite(data[r * n + j]),
-                   "{}: row {} of {} holds {} at position {}; the threshold needs finite values",
-                   op, r, shape_str(x.shape()), data[r * n + j], j);
+// Which mapping an op computes: its alpha, its CPU row kernel and the kind of
+// its CUDA kernel (with the bisection's steps).
+struct Entmax {
+  float alpha;
+  RowsKernel cpu;
+  cuda::EntmaxKind kind;
+  int n_iter = 0;
+};
+
+[[noreturn]] void fail_not_finite(const char* op, const Tensor& x, int64_t n, int64_t bad,
+                                  float value) {
+  BRIDLE_FAIL("{}: row {} of {} holds {} at position {}; the threshold needs finite values", op,
+              bad / n, shape_str(x.shape()), value, bad % n);
 }
 
+void check_finite_rows(const char* op, const Tensor& x, int64_t rows, int64_t n) {
+  const float* data = x.data<float>();
+  for (int64_t i = 0; i < rows * n; ++i)
+    if (!std::isfinite(data[i])) fail_not_finite(op, x, n, i, data[i]);
+}
+
+// On a GPU: the first non-finite value is found there, and only its position
+// comes back (and, for the error, its value).
+#ifdef BRIDLE_WITH_CUDA
+void check_finite_rows_cuda(const char* op, const Tensor& x, int64_t rows, int64_t n) {
+  const int64_t total = rows * n;
+  Tensor first =
+      full({}, static_cast<double>(total), TensorOptions(kInt64).with_device(x.device()));
+  cuda::first_non_finite(reinterpret_cast<unsigned long long*>(first.data<int64_t>()),
+                         x.data<float>(), total);
+  const auto bad = static_cast<int64_t>(first.at({}));
+  if (bad < total) fail_not_finite(op, x, n, bad, x.cpu().data<float>()[bad]);
+}
+
+Tensor entmax_last_dim_cuda(const char* op, const Tensor& x, const Entmax& e, int64_t rows,
+                            int64_t n) {
+  cuda::DeviceGuard guard(x.device());
+  check_finite_rows_cuda(op, x, rows, n);
+  Tensor out = Tensor::empty(x.shape(), x.device());
+  cuda::entmax_forward(e.kind, out.data<float>(), x.data<float>(), rows, n, e.alpha, e.n_iter);
+  const float alpha = e.alpha;
+  return record(out, op, {x}, [x, alpha, rows, n](const Tensor& dout, const Tensor& out) {
+    cuda::DeviceGuard guard(x.device());
+    write_grad(x, [&](float* dx, bool accumulate) {
+      cuda::entmax_backward(dx, out.data<float>(), dout.data<float>(), rows, n, alpha, accumulate);
+    });
+  });
+}
+#else
+Tensor entmax_last_dim_cuda(const char* op, const Tensor&, const Entmax&, int64_t, int64_t) {
+  BRIDLE_FAIL("{}: this build has no CUDA backend", op);
+}
+#endif
+
 // The op along the last dim: rows of n contiguous values.
-Tensor entmax_last_dim(const char* op, const Tensor& x, float alpha, const RowsKernel& kernel) {
+Tensor entmax_last_dim(const char* op, const Tensor& x, const Entmax& e) {
   const int64_t n = x.size(-1), rows = n == 0 ? 0 : x.numel() / n;
+  if (x.device().is_cuda()) return entmax_last_dim_cuda(op, x, e, rows, n);
   check_finite_rows(op, x, rows, n);
   Tensor out = Tensor::empty(x.shape());
-  if (x.numel() > 0) kernel(out.data<float>(), x.data<float>(), rows, n);
+  if (x.numel() > 0) e.cpu(out.data<float>(), x.data<float>(), rows, n);
+  const float alpha = e.alpha;
   return record(out, op, {x}, [x, alpha, rows, n](const Tensor& dout, const Tensor& out) {
     cpu::entmax_backward_rows(grad_buffer(x).data<float>(), out.data<float>(), dout.data<float>(),
                               rows, n, alpha);
@@ -162,51 +213,100 @@ Tensor entmax_last_dim(const char* op, const Tensor& x, float alpha, const RowsK
 }
 
 // Moves dim last (a copying transpose, recorded), applies, and moves it back.
-Tensor along_dim(const char* op, const Tensor& x, int64_t dim, float alpha,
-                 const RowsKernel& kernel) {
+Tensor along_dim(const char* op, const Tensor& x, int64_t dim, const Entmax& e) {
   check_float(op, x);
-  check_device(op, {x});
+  check_device(op, {x}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(x.dim() >= 1, "{}: needs at least one dim, got a scalar", op);
   const int64_t d = dim < 0 ? dim + x.dim() : dim;
   BRIDLE_CHECK(d >= 0 && d < x.dim(), "{}: dim {} out of range for shape {}", op, dim,
                shape_str(x.shape()));
-  if (d == x.dim() - 1) return entmax_last_dim(op, x, alpha, kernel);
-  return transpose(entmax_last_dim(op, transpose(x, d, -1), alpha, kernel), d, -1);
+  if (d == x.dim() - 1) return entmax_last_dim(op, x, e);
+  return transpose(entmax_last_dim(op, transpose(x, d, -1), e), d, -1);
 }
+
+Entmax bisect_mapping(float alpha, int n_iter) {
+  return {alpha,
+          [alpha, n_iter](float* out, const float* in, int64_t rows, int64_t n) {
+            cpu::entmax_bisect_rows(out, in, rows, n, alpha, n_iter);
+          },
+          cuda::EntmaxKind::kBisect, n_iter};
+}
+
+const Entmax kSparsemax = {2.0f, cpu::sparsemax_rows, cuda::EntmaxKind::kSparsemax};
+const Entmax kEntmax15 = {1.5f, cpu::entmax15_rows, cuda::EntmaxKind::kEntmax15};
 
 }  // namespace
 
 Tensor sparsemax(const Tensor& x, int64_t dim) {
-  return along_dim("sparsemax", x, dim, 2.0f, cpu::sparsemax_rows);
+  return along_dim("sparsemax", x, dim, kSparsemax);
 }
 
-Tensor entmax15(const Tensor& x, int64_t dim) {
-  return along_dim("entmax15", x, dim, 1.5f, cpu::entmax15_rows);
-}
+Tensor entmax15(const Tensor& x, int64_t dim) { return along_dim("entmax15", x, dim, kEntmax15); }
 
 Tensor entmax_bisect(const Tensor& x, float alpha, int64_t dim, int n_iter) {
   BRIDLE_CHECK(alpha >= 1.0f && std::isfinite(alpha), "entmax_bisect: alpha must be >= 1, got {}",
                alpha);
   BRIDLE_CHECK(n_iter >= 0, "entmax_bisect: n_iter must be >= 0, got {}", n_iter);
   if (alpha == 1.0f) return softmax(x, dim);  // the limit; bisection would divide by 0
-  return along_dim("entmax_bisect", x, dim, alpha,
-                   [alpha, n_iter](float* out, const float* in, int64_t rows, int64_t n) {
-                     cpu::entmax_bisect_rows(out, in, rows, n, alpha, n_iter);
-                   });
+  return along_dim("entmax_bisect", x, dim, bisect_mapping(alpha, n_iter));
 }
 
 namespace {
 
 // loss_b = Omega(p_b) + <p_b - e_y, z_b>; gradient p_b - e_y.
+#ifdef BRIDLE_WITH_CUDA
+// On a GPU: the targets are checked on a host copy, with the CPU op's errors.
 template <typename Target>
-Tensor fenchel_young_loss(const char* op, const Tensor& logits, const Tensor& targets, float alpha,
-                          const RowsKernel& kernel, const FenchelYoungOptions& options) {
+Tensor fenchel_young_loss_cuda(const char* op, const Tensor& logits, const Tensor& targets,
+                               const Entmax& e, const FenchelYoungOptions& options) {
+  const int64_t B = logits.size(0), C = logits.size(1);
+  const Tensor targets_host = targets.cpu();
+  const double counted =
+      check_class_targets(op, targets_host.data<Target>(), B, C, options.ignore_index);
+  cuda::DeviceGuard guard(logits.device());
+  check_finite_rows_cuda(op, logits, B, C);
+  const Device device = logits.device();
+  Tensor p = Tensor::empty({B, C}, device), row_loss = Tensor::empty({B}, device);
+  cuda::entmax_forward(e.kind, p.data<float>(), logits.data<float>(), B, C, e.alpha, e.n_iter);
+  cuda::fenchel_young_forward(row_loss.data<float>(), p.data<float>(), logits.data<float>(),
+                              targets.data<Target>(), B, C, e.alpha, options.ignore_index);
+  const float scale = mean_scale(options.reduction, counted);
+  Tensor loss = row_loss;
+  if (options.reduction != Reduction::kNone) {
+    loss = Tensor::empty({}, device);
+    cuda::sum_forward(loss.data<float>(), row_loss.data<float>(), 1, B, 1, scale);
+  }
+  return record(loss, op, {logits},
+                [logits, targets, p, options, scale, B, C](const Tensor& dout, const Tensor&) {
+                  cuda::DeviceGuard guard(logits.device());
+                  write_grad(logits, [&](float* dz, bool accumulate) {
+                    cuda::fenchel_young_backward(dz, p.data<float>(), targets.data<Target>(),
+                                                 dout.data<float>(), scale,
+                                                 options.reduction == Reduction::kNone, B, C,
+                                                 options.ignore_index, accumulate);
+                  });
+                });
+}
+#else
+template <typename Target>
+Tensor fenchel_young_loss_cuda(const char* op, const Tensor&, const Tensor&, const Entmax&,
+                               const FenchelYoungOptions&) {
+  BRIDLE_FAIL("{}: this build has no CUDA backend", op);
+}
+#endif
+
+template <typename Target>
+Tensor fenchel_young_loss(const char* op, const Tensor& logits, const Tensor& targets,
+                          const Entmax& e, const FenchelYoungOptions& options) {
+  if (logits.device().is_cuda())
+    return fenchel_young_loss_cuda<Target>(op, logits, targets, e, options);
+  const float alpha = e.alpha;
   const int64_t B = logits.size(0), C = logits.size(1);
   const Target* y = targets.data<Target>();
   const double counted = check_class_targets(op, y, B, C, options.ignore_index);
   check_finite_rows(op, logits, B, C);
   Tensor p = Tensor::empty({B, C});
-  kernel(p.data<float>(), logits.data<float>(), B, C);
+  e.cpu(p.data<float>(), logits.data<float>(), B, C);
   Tensor row_loss = Tensor::empty({B});
   const float* z = logits.data<float>();
   const float* pp = p.data<float>();
@@ -244,42 +344,37 @@ Tensor fenchel_young_loss(const char* op, const Tensor& logits, const Tensor& ta
                 });
 }
 
-Tensor fenchel_young(const char* op, const Tensor& logits, const Tensor& targets, float alpha,
-                     const RowsKernel& kernel, const FenchelYoungOptions& options) {
+Tensor fenchel_young(const char* op, const Tensor& logits, const Tensor& targets, const Entmax& e,
+                     const FenchelYoungOptions& options) {
   check_float(op, logits, "logits");
-  check_device(op, {logits, targets});
+  check_device(op, {logits, targets}, Kernels::kCpuAndCuda);
   BRIDLE_CHECK(logits.dim() == 2 && logits.size(1) > 0, "{}: logits must be [B, C], got {}", op,
                shape_str(logits.shape()));
   BRIDLE_CHECK(targets.defined() && is_integer(targets.dtype()) && targets.dim() == 1 &&
                    targets.size(0) == logits.size(0),
                "{}: targets must be [{}] int32 or int64 class indices", op, logits.size(0));
   if (targets.dtype() == DType::kInt32)
-    return fenchel_young_loss<int32_t>(op, logits, targets, alpha, kernel, options);
-  return fenchel_young_loss<int64_t>(op, logits, targets, alpha, kernel, options);
+    return fenchel_young_loss<int32_t>(op, logits, targets, e, options);
+  return fenchel_young_loss<int64_t>(op, logits, targets, e, options);
 }
 
 }  // namespace
 
 Tensor sparsemax_loss(const Tensor& logits, const Tensor& targets,
                       const FenchelYoungOptions& options) {
-  return fenchel_young("sparsemax_loss", logits, targets, 2.0f, cpu::sparsemax_rows, options);
+  return fenchel_young("sparsemax_loss", logits, targets, kSparsemax, options);
 }
 
 Tensor entmax15_loss(const Tensor& logits, const Tensor& targets,
                      const FenchelYoungOptions& options) {
-  return fenchel_young("entmax15_loss", logits, targets, 1.5f, cpu::entmax15_rows, options);
+  return fenchel_young("entmax15_loss", logits, targets, kEntmax15, options);
 }
 
 Tensor entmax_bisect_loss(const Tensor& logits, const Tensor& targets, float alpha,
                           const FenchelYoungOptions& options) {
   BRIDLE_CHECK(alpha > 1.0f && std::isfinite(alpha),
                "entmax_bisect_loss: alpha must be > 1 (alpha = 1 is cross_entropy), got {}", alpha);
-  return fenchel_young(
-      "entmax_bisect_loss", logits, targets, alpha,
-      [alpha](float* out, const float* in, int64_t rows, int64_t n) {
-        cpu::entmax_bisect_rows(out, in, rows, n, alpha, 50);
-      },
-      options);
+  return fenchel_young("entmax_bisect_loss", logits, targets, bisect_mapping(alpha, 50), options);
 }
 
 }  // namespace bridle

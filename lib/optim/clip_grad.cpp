@@ -3,7 +3,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+
+#ifdef BRIDLE_WITH_CUDA
+#include "core/cuda/cuda.h"
+#include "ops/cuda_kernels.h"
+#endif
 
 namespace bridle {
 namespace cpu {
@@ -56,13 +62,50 @@ std::vector<Tensor> grads_of(const std::vector<Tensor>& params, const char* op) 
     BRIDLE_CHECK(params[i].defined(), "{}: parameter {} is an undefined tensor", op, i);
     Tensor g = params[i].grad();
     if (!g.defined()) continue;
-    BRIDLE_CHECK(g.dtype() == kFloat32 && g.device().is_cpu(),
-                 "{}: the gradient of parameter {} is {} on {}; only float32 CPU gradients are "
-                 "supported",
-                 op, i, dtype_name(g.dtype()), g.device().str());
+    BRIDLE_CHECK(g.dtype() == kFloat32,
+                 "{}: the gradient of parameter {} is {}; only float32 gradients are supported", op,
+                 i, dtype_name(g.dtype()));
     grads.push_back(std::move(g));
   }
   return grads;
+}
+
+// g's block partials (cpu::grad_norm_partials), computed on g's device. On a GPU
+// they land in an int64 tensor of as many 8-byte slots (there is no float64
+// tensor) and come back in one copy.
+void partials_of(const Tensor& g, double p, double inv_scale, std::vector<double>& partials) {
+  const int64_t n = g.numel();
+  partials.assign((n + cpu::kNormBlock - 1) / cpu::kNormBlock, 0.0);
+  if (g.device().is_cpu()) {
+    cpu::grad_norm_partials(g.data<float>(), n, p, inv_scale, partials.data());
+    return;
+  }
+#ifdef BRIDLE_WITH_CUDA
+  static_assert(sizeof(double) == sizeof(int64_t));
+  cuda::DeviceGuard guard(g.device());
+  Tensor slots = Tensor::empty({static_cast<int64_t>(partials.size())},
+                               TensorOptions(kInt64).with_device(g.device()));
+  cuda::grad_norm_partials(g.data<float>(), n, cpu::kNormBlock, p, inv_scale,
+                           reinterpret_cast<double*>(slots.data<int64_t>()));
+  const Tensor host = slots.cpu();
+  std::memcpy(partials.data(), host.data<int64_t>(), partials.size() * sizeof(double));
+#endif
+}
+
+void scale_(Tensor& g, float factor) {
+  if (g.device().is_cpu()) return cpu::scale_(g.data<float>(), g.numel(), factor);
+#ifdef BRIDLE_WITH_CUDA
+  cuda::DeviceGuard guard(g.device());
+  cuda::scale_(g.data<float>(), g.numel(), factor);
+#endif
+}
+
+void clamp_(Tensor& g, float lo, float hi) {
+  if (g.device().is_cpu()) return cpu::clamp_(g.data<float>(), g.numel(), lo, hi);
+#ifdef BRIDLE_WITH_CUDA
+  cuda::DeviceGuard guard(g.device());
+  cuda::clamp_(g.data<float>(), g.numel(), lo, hi);
+#endif
 }
 
 // Over all gradients: max |g| (NaN if any is NaN) for p = inf, otherwise the sum
@@ -72,9 +115,7 @@ double reduce(const std::vector<Tensor>& grads, double p, double inv_scale) {
   double acc = 0;
   std::vector<double> partials;
   for (const Tensor& g : grads) {
-    const int64_t n = g.numel();
-    partials.assign((n + cpu::kNormBlock - 1) / cpu::kNormBlock, 0.0);
-    cpu::grad_norm_partials(g.data<float>(), n, p, inv_scale, partials.data());
+    partials_of(g, p, inv_scale, partials);
     for (double s : partials) acc = !is_max ? acc + s : (std::isnan(s) || s > acc) ? s : acc;
   }
   return acc;
@@ -112,7 +153,7 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
   // As PyTorch: scale by min(1, coef); a NaN coef (NaN total) makes the grads NaN.
   const double coef = max_norm / (total + 1e-6);
   if (coef < 1.0 || std::isnan(coef))
-    for (Tensor& g : grads) cpu::scale_(g.data<float>(), g.numel(), static_cast<float>(coef));
+    for (Tensor& g : grads) scale_(g, static_cast<float>(coef));
   return total;
 }
 
@@ -122,8 +163,7 @@ void clip_grad_value(const std::vector<Tensor>& params, double clip_value) {
   const float c = clip_value > std::numeric_limits<float>::max()
                       ? std::numeric_limits<float>::infinity()
                       : static_cast<float>(clip_value);
-  for (Tensor& g : grads_of(params, "clip_grad_value"))
-    cpu::clamp_(g.data<float>(), g.numel(), -c, c);
+  for (Tensor& g : grads_of(params, "clip_grad_value")) clamp_(g, -c, c);
 }
 
 }  // namespace bridle

@@ -12,7 +12,7 @@
 // fixed blocks, so it does not depend on the thread count. A non-finite total
 // (an inf or NaN gradient) throws with error_if_nonfinite; otherwise, as in
 // PyTorch, the scaling makes the gradients NaN (or zero, for an inf total).
-// Gradients must be float32 on the CPU.
+// Gradients must be float32, on the CPU or a GPU (clip_grad.cu).
 // Tests: tests/optim/test_clip_grad.cpp against tests/fixtures/clip_grad.json
 // (scripts/make_clip_grad_fixtures.py).
 #pragma once

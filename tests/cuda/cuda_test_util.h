@@ -1,5 +1,6 @@
-// Helpers of the CUDA tests: the skip every GPU test starts with, and the
-// comparison of a GPU result with the CPU reference.
+// Helpers of the CUDA tests: the skip every GPU test starts with, the
+// comparison of a GPU result with the CPU reference, and running an op and its
+// backward on either device.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -40,6 +41,35 @@ inline void expect_matches_cpu(const Tensor& gpu, const Tensor& cpu, const std::
   EXPECT_LT(worst, 0) << what << " " << shape_str(cpu.shape()) << ": element " << worst << " is "
                       << (worst >= 0 ? g[worst] : 0.0f) << " on the GPU, "
                       << (worst >= 0 ? c[worst] : 0.0f) << " on the CPU";
+}
+
+// A fresh leaf on the device that requires grad, with x's values.
+inline Tensor leaf_on(const Tensor& x, Device device) {
+  return x.to(device).detach().set_requires_grad();
+}
+
+struct Results {
+  Tensor out, grad;
+};
+
+// Runs f on a copy of x on `device`, then backward with the upstream gradient g;
+// returns the output and x's gradient.
+template <typename F>
+Results run_on(Device device, const Tensor& x, const Tensor& g, F f) {
+  Tensor leaf = leaf_on(x, device);
+  Tensor out = f(leaf);
+  out.backward(g.to(device));
+  return {out, leaf.grad()};
+}
+
+// f on the CPU and on the GPU: the outputs and x's gradients must match.
+template <typename F>
+void expect_same_on_both(const std::string& what, const Tensor& x, const Tensor& g, F f,
+                         float atol = 1e-5f, float rtol = 1e-4f) {
+  Results cpu = run_on(Device::cpu(), x, g, f);
+  Results gpu = run_on(Device::cuda(), x, g, f);
+  expect_matches_cpu(gpu.out, cpu.out, what + " forward", atol, rtol);
+  expect_matches_cpu(gpu.grad, cpu.grad, what + " backward", atol, rtol);
 }
 
 }  // namespace bridle::testing

@@ -3,6 +3,10 @@
 // skipped) without a GPU.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+#include <string>
+
 #include "../test_util.h"
 #include "bridle.h"
 #include "cuda_test_util.h"
@@ -13,34 +17,12 @@ namespace {
 using testing::expect_error;
 using testing::expect_gradcheck;
 using testing::expect_matches_cpu;
+using testing::expect_same_on_both;
+using testing::leaf_on;
+using testing::Results;
+using testing::run_on;
 
 const Device kGpu = Device::cuda();
-
-// A fresh leaf on the device that requires grad, with x's values.
-Tensor leaf_on(const Tensor& x, Device device) { return x.to(device).detach().set_requires_grad(); }
-
-struct Results {
-  Tensor out, grad;
-};
-
-// Runs f on a copy of x on `device`, then backward with the upstream gradient g;
-// returns the output and x's gradient.
-template <typename F>
-Results run_on(Device device, const Tensor& x, const Tensor& g, F f) {
-  Tensor leaf = leaf_on(x, device);
-  Tensor out = f(leaf);
-  out.backward(g.to(device));
-  return {out, leaf.grad()};
-}
-
-template <typename F>
-void expect_same_on_both(const std::string& what, const Tensor& x, const Tensor& g, F f,
-                         float atol = 1e-5f, float rtol = 1e-4f) {
-  Results cpu = run_on(Device::cpu(), x, g, f);
-  Results gpu = run_on(kGpu, x, g, f);
-  expect_matches_cpu(gpu.out, cpu.out, what + " forward", atol, rtol);
-  expect_matches_cpu(gpu.grad, cpu.grad, what + " backward", atol, rtol);
-}
 
 // --- softmax family ---------------------------------------------------------------
 
@@ -754,6 +736,51 @@ TEST(CudaOptimizers, RmspropAndAdagradMatchCpu) {
                                                        .weight_decay = 1e-2f,
                                                        .initial_accumulator_value = 0.1f});
   });
+}
+
+// clip_grad_norm and clip_grad_value on GPU gradients, against the same
+// gradients on the CPU: the norm (every norm type), the clipped gradients, a
+// parameter without a gradient skipped, and a NaN gradient.
+TEST(CudaClipGrad, NormAndValueMatchCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Generator gen(21);
+  // 10000 elements: three norm blocks, the last one partial.
+  const std::vector<Tensor> grads = {randn({100, 100}, gen) * 3.0f, randn({7}, gen),
+                                     randn({4096}, gen) * 0.01f};
+  auto params_on = [&](Device device) {
+    std::vector<Tensor> params;
+    for (const Tensor& g : grads) {
+      Tensor p = zeros(g.shape(), TensorOptions(device).with_requires_grad());
+      p.set_grad(g.to(device));
+      params.push_back(p);
+    }
+    params.push_back(zeros({3}, TensorOptions(device).with_requires_grad()));  // no gradient
+    return params;
+  };
+  for (double norm_type : {2.0, 1.0, 3.5, std::numeric_limits<double>::infinity()}) {
+    std::vector<Tensor> cpu = params_on(Device::cpu()), gpu = params_on(kGpu);
+    const double cpu_norm = clip_grad_norm(cpu, 1.0, norm_type);
+    const double gpu_norm = clip_grad_norm(gpu, 1.0, norm_type);
+    EXPECT_NEAR(gpu_norm, cpu_norm, 1e-9 * cpu_norm) << "norm type " << norm_type;
+    for (size_t i = 0; i < grads.size(); ++i)
+      expect_matches_cpu(
+          gpu[i].grad(), cpu[i].grad(),
+          "clipped gradient " + std::to_string(i) + ", norm type " + std::to_string(norm_type),
+          1e-7f, 1e-5f);
+    EXPECT_FALSE(gpu[3].grad().defined());
+  }
+  std::vector<Tensor> cpu = params_on(Device::cpu()), gpu = params_on(kGpu);
+  clip_grad_value(cpu, 0.5);
+  clip_grad_value(gpu, 0.5);
+  for (size_t i = 0; i < grads.size(); ++i)
+    expect_matches_cpu(gpu[i].grad(), cpu[i].grad(), "clip_grad_value " + std::to_string(i), 0.0f,
+                       0.0f);
+  Tensor p = zeros({3}, TensorOptions(kGpu).with_requires_grad());
+  p.set_grad(from_vector({1.0f, std::numeric_limits<float>::quiet_NaN(), 2.0f}).cuda());
+  EXPECT_TRUE(std::isnan(clip_grad_norm({p}, 1.0)));
+  EXPECT_TRUE(std::isnan(clip_grad_norm({p}, 1.0, std::numeric_limits<double>::infinity())));
+  expect_error([&] { clip_grad_norm({p}, 1.0, 2.0, /*error_if_nonfinite=*/true); },
+               {"clip_grad_norm", "nan"});
 }
 
 // An optimizer made before the model moves to the GPU: Adagrad's sum, made with

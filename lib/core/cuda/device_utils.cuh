@@ -78,6 +78,14 @@ struct Float {
   }
 };
 
+// A double wrapped for block_reduce (sums that must not lose bits to float).
+struct Double {
+  double v;
+  __device__ static Double shuffle_xor(Double x, int offset) {
+    return {__shfl_xor_sync(kFullMask, x.v, offset)};
+  }
+};
+
 __device__ __forceinline__ float block_sum(float value) {
   return block_reduce(
              Float{value}, [](Float a, Float b) { return Float{a.v + b.v}; }, Float{0.0f})
