@@ -19,7 +19,7 @@
 #
 # Run:    bash bench/gpu_bundle.sh [build-dir]   (default build-cuda, configured with
 #         -DBRIDLE_CUDA=ON and built: bridle_tests mnist_mlp mnist_cnn cifar10_resnet
-#         softmax_kernels_cuda)
+#         word_lm softmax_kernels_cuda)
 # Makes:  gpu_bundle/bundle.tar.xz and gpu_bundle/MANIFEST.txt; prints the size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,8 @@ out=gpu_bundle
 limit_mib=60  # the device machine takes 64 MiB of working tree in all; leave some room
 
 binaries=("$build/tests/bridle_tests" "$build/examples/mnist_mlp" "$build/examples/mnist_cnn"
-          "$build/examples/cifar10_resnet" "$build/bench/softmax_kernels_cuda")
+          "$build/examples/cifar10_resnet" "$build/examples/word_lm"
+          "$build/bench/softmax_kernels_cuda")
 for binary in "${binaries[@]}"; do
   [[ -x "$binary" ]] || { echo "gpu_bundle: missing $binary (build it first)" >&2; exit 1; }
 done

@@ -18,6 +18,9 @@
 #      training file and the test file when data/cifar10 exists; without it the
 #      step says so and is skipped): images/s and train_seconds land in
 #      cifar10_resnet.json;
+#   5b. trains word_lm's six output layers (full, hierarchical, class-based,
+#      sampled, NCE, adaptive softmax) for a few smoke batches with --device cuda
+#      on the fixtures' Brown subset, and judges each by its exact perplexity;
 #   6. runs the NCCL tests (bridle_tests --gtest_filter='Nccl*': the process
 #      group and DistributedDataParallel on one rank), a step of its own: they
 #      start MPI as a singleton, and a failure there must not hide the others;
@@ -159,6 +162,14 @@ cifar_epoch() {
   refused_or_ran $?
 }
 step "cifar10_resnet --device cuda" cifar_epoch
+
+# --- 5b. word_lm's output layers on the GPU ----------------------------------------------
+word_lm_smoke() {
+  "$work/bin/word_lm" --device cuda --smoke --data "$repo/tests/fixtures/brown_subset" \
+    --metrics-out "$results/word_lm.json"
+  refused_or_ran $?
+}
+step "word_lm --device cuda" word_lm_smoke
 
 # --- 6. the NCCL tests -------------------------------------------------------------------
 nccl_tests() {

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   if (app.count("--warmup-epochs") == 0 && flags.optimizer.schedule != "onecycle")
     flags.optimizer.warmup_epochs = recipe == "quick" ? 1 : 2;
   try {
+    flags.common.takes_device = true;  // the model and batches go to --device
     examples::apply_common_flags(flags.common);
     examples::Loaders data =
         examples::cifar10_loaders(flags.common, true, flags.calibration.held_out);

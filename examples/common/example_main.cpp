@@ -66,6 +66,10 @@ Device model_device(const Module& model) {
 void apply_common_flags(const CommonFlags& flags) {
   init_distributed(flags);  // first: ranks other than 0 log warnings only
   Device device = Device::parse(flags.device);
+  BRIDLE_CHECK(device.is_cpu() || flags.takes_device,
+               "--device {}: this example runs on the cpu only (mnist_mlp, mnist_lenet, "
+               "mnist_cnn, cifar10_resnet and word_lm take --device cuda)",
+               flags.device);
   BRIDLE_CHECK(device.is_cpu() || cuda_is_available(),
                "--device {}: this build has no CUDA backend (or no GPU is present)", flags.device);
   set_num_threads(flags.threads);

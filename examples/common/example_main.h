@@ -28,6 +28,9 @@ struct CommonFlags {
   std::string data_dir;
   int threads = 0;  // 0: all cores
   std::string device = "cpu";
+  // Whether the example moves its model and batches to --device: the others
+  // refuse --device cuda rather than train on the cpu while told otherwise.
+  bool takes_device = false;
   bool smoke = false;
   std::string metrics_out;
   bool profile = false;

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   examples::add_classifier_flags(app, flags);
   CLI11_PARSE(app, argc, argv);
   try {
+    flags.common.takes_device = true;  // the model and batches go to --device
     examples::apply_common_flags(flags.common);
     examples::Loaders data = examples::mnist_loaders(flags.common, flags.calibration.held_out);
     MnistCnn model(flags.common.seed);

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    flags.takes_device = true;  // the model and batches go to --device
     examples::apply_common_flags(flags);
     // MNIST, normalized, shuffled by --seed (common/datasets.h). The last
     // --heldout training images are kept out of training, for calibration.

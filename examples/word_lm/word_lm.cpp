@@ -17,7 +17,8 @@
 //
 // Run:    datasets/fetch.sh brown && ./build/examples/word_lm --data data/brown
 //         (--output full,adaptive to pick methods; --epochs, --hidden, --context;
-//         under mpirun -np N with --distributed, data-parallel: common/distributed.h)
+//         --device cuda to train on a GPU; under mpirun -np N with --distributed,
+//         data-parallel: common/distributed.h)
 // Expect: one line per epoch and method, then a table of training tokens/s and
 //         test perplexity; the approximations train several times faster than
 //         the full softmax (README.md has the measured table).
@@ -144,14 +145,15 @@ struct WordModel : Module {
 };
 
 Evaluation evaluate(ContextEncoder& encoder, OutputLayer& output, DataLoader& loader,
-                    int64_t max_tokens) {
+                    int64_t max_tokens, Device device) {
   NoGradGuard no_grad;
   encoder.train(false);
   output.module->train(false);
   Evaluation e;
   double sum = 0;
   for (Batch& batch : loader.epoch(0)) {
-    Tensor log_probs = output.log_prob(encoder.forward(batch.inputs));  // [B, V]
+    // [B, V], read on the host
+    Tensor log_probs = output.log_prob(encoder.forward(batch.inputs.to(device))).cpu();
     const float* lp = log_probs.data<float>();
     const int64_t* y = batch.targets.data<int64_t>();
     const int64_t vocab = log_probs.size(1);
@@ -204,6 +206,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    flags.takes_device = true;  // the model and batches go to --device
     examples::apply_common_flags(flags);
     if (!has_brown(flags.data_dir))
       BRIDLE_FAIL("no Brown corpus in '{}': run datasets/fetch.sh brown (or pass --data DIR)",
@@ -244,6 +247,8 @@ int main(int argc, char** argv) {
       ContextEncoder& encoder = *encoder_ptr;
       OutputLayer output = make_output_layer(name, hidden, vocab, num_sampled);
       WordModel model(encoder_ptr, output.module);
+      const Device device = examples::training_device(flags);  // --device cuda: on the GPU
+      model.to(device);
       // --distributed: rank 0's weights everywhere, gradients averaged after each backward.
       std::unique_ptr<DistributedDataParallel> data_parallel =
           examples::wrap_data_parallel(flags, model);
@@ -269,7 +274,8 @@ int main(int argc, char** argv) {
         for (Batch& batch : train_loader.epoch(epoch)) {
           auto profiled = step_profiler.step();
           optimizer->zero_grad();
-          Tensor loss = output.loss(encoder.forward(batch.inputs), batch.targets);
+          Tensor loss =
+              output.loss(encoder.forward(batch.inputs.to(device)), batch.targets.to(device));
           loss.backward();
           {
             ProfileRegion region("optimizer step");
@@ -286,7 +292,7 @@ int main(int argc, char** argv) {
         examples::sum_over_ranks(totals);  // --distributed: the mean over every rank's steps
         loss_sum = totals[0];
         steps = static_cast<int64_t>(totals[1]);
-        result.valid = evaluate(encoder, output, valid_loader, valid_tokens);
+        result.valid = evaluate(encoder, output, valid_loader, valid_tokens, device);
         spdlog::info(
             "{} epoch {}/{}: training loss {:.3f}, valid perplexity {:.1f} ({} tokens), "
             "{:.0f} tokens/s",
@@ -294,7 +300,7 @@ int main(int argc, char** argv) {
             result.valid.tokens, tokens / result.train_seconds);
       }
       result.tokens_per_second = tokens / result.train_seconds;
-      result.test = evaluate(encoder, output, test_loader, test_tokens);
+      result.test = evaluate(encoder, output, test_loader, test_tokens, device);
       spdlog::info("{}: test perplexity {:.1f} over {} tokens", name, result.test.perplexity(),
                    result.test.tokens);
       results.push_back(result);

@@ -111,7 +111,7 @@ Tensor SampledSoftmax::full_loss(const Tensor& hidden, const Tensor& targets, Re
                  static_cast<int64_t>(i) / T, num_classes_);
     t[static_cast<int64_t>(i) / T * num_classes_ + y[i]] += 1.0f / static_cast<float>(T);
   }
-  return cross_entropy(logits(hidden), soft, ce);
+  return cross_entropy(logits(hidden), soft.to(hidden.device()), ce);
 }
 
 std::string SampledSoftmax::extra_repr() const {
