@@ -69,6 +69,11 @@ build/examples/temperature --smoke
 build/examples/multilabel --smoke
 build/examples/softmax_relatives --smoke
 build/examples/calibrate --smoke --data "$fixtures/mnist_subset" --threads 1
+# An example that keeps its model on the cpu must refuse --device cuda, not ignore it.
+if refusal=$(build/examples/calibrate --smoke --device cuda 2>&1); then
+  echo "calibrate --device cuda should have failed"; exit 1
+fi
+grep -q "runs on the cpu only" <<<"$refusal"
 build/examples/word_lm --smoke --data "$fixtures/brown_subset"
 "${mpirun[@]}" build/examples/word_lm --smoke --data "$fixtures/brown_subset" --threads 1 \
   --output full,sampled,adaptive --batch-size 128 --distributed
