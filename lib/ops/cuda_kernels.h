@@ -357,16 +357,26 @@ void conv2d_backward_filter(float* dw, const float* x, const float* dy, const Co
                             bool accumulate);
 void conv2d_backward_bias(float* db, const float* dy, const ConvSizes& s, bool accumulate);
 
-// The sizes of PoolGeometry (pool.h); cuDNN pools without dilation.
+// The sizes of PoolGeometry (pool.h), in its order.
 struct PoolSizes {
-  int64_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW;
+  int64_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW;
 };
 enum class PoolKind { kMax, kAvgIncludePad, kAvgExcludePad };
+// cuDNN pools without dilation: these need DH = DW = 1.
 void pool2d_forward(PoolKind kind, float* y, const float* x, const PoolSizes& s);
 // cuDNN's pooling backward reads the forward's input and output (max pooling
 // finds each window's maximum again).
 void pool2d_backward(PoolKind kind, float* dx, const float* y, const float* dy, const float* x,
                      const PoolSizes& s, bool accumulate);
+// Max pooling with any dilation, kernels of ours, with cpu::max_pool2d_forward_naive's
+// rules (padding never wins, NaN wins, ties go to the first in row-major order).
+// argmax [N, C, OH, OW] gets ih * W + iw of each window's maximum (-1 for a window
+// with no element inside the input); it may be null when no backward will run.
+// The backward sums, for each input element, dy of the windows whose argmax it is
+// (no atomics, a fixed order) and adds the sum into dx (accumulate) or writes it.
+void max_pool2d_dilated_forward(float* y, int64_t* argmax, const float* x, const PoolSizes& s);
+void max_pool2d_dilated_backward(float* dx, const int64_t* argmax, const float* dy,
+                                 const PoolSizes& s, bool accumulate);
 // adaptive_avg_pool2d with PyTorch's windows (pool.cpp), a kernel of ours (cuDNN
 // has no adaptive pooling); planes = N C. The backward gathers each input
 // element's share from the windows that hold it (no atomics) and adds it into dx.

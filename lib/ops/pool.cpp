@@ -6,9 +6,9 @@
 // where divisor(o) = KH KW with count_include_pad, else the in-bounds count.
 // Adaptive average is avg with per-output windows and divisor = window size.
 //
-// CUDA tensors go to cuDNN (pool.cu), built when cuDNN was found
-// (BRIDLE_WITH_CUDNN): max pooling without dilation and average pooling;
-// adaptive average pooling with uneven windows is a kernel of ours in pool.cu.
+// CUDA tensors go to pool.cu, built when cuDNN was found (BRIDLE_WITH_CUDNN):
+// cuDNN runs max pooling without dilation and average pooling; dilated max
+// pooling and adaptive average pooling with uneven windows are kernels of ours.
 #include "ops/pool.h"
 
 #include <cmath>
@@ -340,13 +340,34 @@ void pool2d_backward_cuda(cuda::PoolKind kind, const Tensor& x, const Tensor& y,
   });
 }
 
-Tensor pool2d_cuda(const char* op, cuda::PoolKind kind, const Tensor& x, const PoolGeometry& g) {
-  BRIDLE_CHECK(g.DH == 1 && g.DW == 1,
-               "{}: dilation {{{}, {}}} is not supported on CUDA tensors (cuDNN pools without "
-               "dilation); run it on the CPU",
-               op, g.DH, g.DW);
+// Dilated max pooling, which cuDNN lacks: the forward saves each window's
+// argmax (only when a backward may run), and the backward reads it.
+Tensor max_pool2d_dilated_cuda(const Tensor& x, const cuda::PoolSizes& s) {
   cuda::DeviceGuard guard(x.device());
-  const cuda::PoolSizes s{g.N, g.C, g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW};
+  Tensor y = Tensor::empty({s.N, s.C, s.OH, s.OW}, x.device());
+  Tensor argmax;
+  if (any_requires_grad({x}))
+    argmax = Tensor::empty(y.shape(), TensorOptions(kInt64).with_device(x.device()));
+  cuda::max_pool2d_dilated_forward(
+      y.data<float>(), argmax.defined() ? argmax.data<int64_t>() : nullptr, x.data<float>(), s);
+  return record(y, "max_pool2d", {x}, [x, argmax, s](const Tensor& dy, const Tensor&) {
+    cuda::DeviceGuard guard(x.device());
+    write_grad(x, [&](float* dx, bool accumulate) {
+      cuda::max_pool2d_dilated_backward(dx, argmax.data<int64_t>(), dy.data<float>(), s,
+                                        accumulate);
+    });
+  });
+}
+
+Tensor pool2d_cuda(const char* op, cuda::PoolKind kind, const Tensor& x, const PoolGeometry& g) {
+  const cuda::PoolSizes s{g.N,  g.C,  g.H,  g.W,  g.OH, g.OW, g.KH,
+                          g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW};
+  if (g.DH != 1 || g.DW != 1) {
+    BRIDLE_CHECK(kind == cuda::PoolKind::kMax, "{}: dilation {{{}, {}}} is for max pooling only",
+                 op, g.DH, g.DW);
+    return max_pool2d_dilated_cuda(x, s);
+  }
+  cuda::DeviceGuard guard(x.device());
   Tensor y = Tensor::empty({g.N, g.C, g.OH, g.OW}, x.device());
   if (y.numel() > 0) cuda::pool2d_forward(kind, y.data<float>(), x.data<float>(), s);
   return record(y, op, {x}, [kind, x, s](const Tensor& dy, const Tensor& y) {

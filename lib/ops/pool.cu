@@ -3,14 +3,17 @@
 //
 // cuDNN's pooling matches pool.h's conventions: floor-mode output size, max
 // pooling where padding never wins, and average pooling that divides by KH KW
-// (count_include_pad) or by the in-bounds count. It has no dilation; the op
-// keeps dilated max pooling on the CPU's side of the check. Backward reads the
-// forward's input and output (for max: which element was the maximum).
+// (count_include_pad) or by the in-bounds count. Backward reads the forward's
+// input and output (for max: which element was the maximum).
 //
-// cuDNN has no adaptive pooling: adaptive_avg_pool2d's uneven windows are a
-// kernel of ours, a thread per output element forward, and a thread per input
-// element backward, which sums the shares of the windows that hold it (so no
-// two threads write the same element: no atomics, a fixed order).
+// cuDNN has no dilation and no adaptive pooling, so dilated max pooling and
+// adaptive_avg_pool2d's uneven windows are kernels of ours: a thread per output
+// element forward, and a thread per input element backward, which sums what the
+// windows holding it send it (so no two threads write the same element: no
+// atomics, a fixed order). Dilated max pooling saves each window's argmax in the
+// forward, and its backward sends a window's dy only to that element.
+#include <cmath>
+
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/cudnn_check.h"
 #include "core/cuda/device_utils.cuh"
@@ -98,7 +101,80 @@ __global__ void adaptive_avg_pool2d_backward_kernel(float* dx, const float* dy, 
   }
 }
 
+// y[o] = the maximum over window o's in-bounds taps, as cpu::max_pool2d_forward_naive:
+// the first in-bounds tap starts the search (so a window of -inf still has an
+// argmax), a larger value or a NaN takes over (NaN propagates, ties keep the
+// first), and argmax[o] = ih * W + iw of the winner, -1 when no tap is in bounds.
+__global__ void max_pool2d_dilated_forward_kernel(float* y, int64_t* argmax, const float* x,
+                                                  PoolSizes s) {
+  BRIDLE_GRID_STRIDE_LOOP(t, s.N * s.C * s.OH * s.OW) {
+    const int64_t ow = t % s.OW, oh = t / s.OW % s.OH, p = t / (s.OW * s.OH);
+    const float* plane = x + p * s.H * s.W;
+    float best = -INFINITY;
+    int64_t best_index = -1;
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
+      if (ih < 0 || ih >= s.H) continue;
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        const int64_t iw = ow * s.SW - s.PW + kw * s.DW;
+        if (iw < 0 || iw >= s.W) continue;
+        const float v = plane[ih * s.W + iw];
+        if (best_index < 0 || v > best || isnan(v)) {
+          best = v;
+          best_index = ih * s.W + iw;
+        }
+      }
+    }
+    y[t] = best;
+    if (argmax) argmax[t] = best_index;
+  }
+}
+
+// dx[i] (+)= sum of dy[o] over the windows o whose argmax is i. Row ih is tap kh
+// of window oh when oh SH = ih + PH - kh DH (columns alike), so a thread visits
+// at most KH KW windows. kh and kw run downwards so the windows come in
+// row-major order: the naive backward's order of the adds.
+__global__ void max_pool2d_dilated_backward_kernel(float* dx, const int64_t* argmax,
+                                                   const float* dy, PoolSizes s, bool accumulate) {
+  BRIDLE_GRID_STRIDE_LOOP(t, s.N * s.C * s.H * s.W) {
+    const int64_t iw = t % s.W, ih = t / s.W % s.H, p = t / (s.W * s.H);
+    const int64_t i = ih * s.W + iw;
+    const int64_t* chosen = argmax + p * s.OH * s.OW;
+    const float* g = dy + p * s.OH * s.OW;
+    float sum = 0.0f;
+    for (int64_t kh = s.KH - 1; kh >= 0; --kh) {
+      const int64_t row = ih + s.PH - kh * s.DH;  // oh SH
+      if (row < 0 || row % s.SH != 0 || row / s.SH >= s.OH) continue;
+      const int64_t oh = row / s.SH;
+      for (int64_t kw = s.KW - 1; kw >= 0; --kw) {
+        const int64_t col = iw + s.PW - kw * s.DW;  // ow SW
+        if (col < 0 || col % s.SW != 0 || col / s.SW >= s.OW) continue;
+        const int64_t o = oh * s.OW + col / s.SW;
+        if (chosen[o] == i) sum += g[o];
+      }
+    }
+    dx[t] = accumulate ? dx[t] + sum : sum;
+  }
+}
+
 }  // namespace
+
+void max_pool2d_dilated_forward(float* y, int64_t* argmax, const float* x, const PoolSizes& s) {
+  const int64_t n = s.N * s.C * s.OH * s.OW;
+  if (n == 0) return;
+  max_pool2d_dilated_forward_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(y, argmax,
+                                                                                        x, s);
+  BRIDLE_CUDA_CHECK_LAUNCH("max_pool2d_dilated_forward_kernel");
+}
+
+void max_pool2d_dilated_backward(float* dx, const int64_t* argmax, const float* dy,
+                                 const PoolSizes& s, bool accumulate) {
+  const int64_t n = s.N * s.C * s.H * s.W;
+  if (n == 0) return;
+  max_pool2d_dilated_backward_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(
+      dx, argmax, dy, s, accumulate);
+  BRIDLE_CUDA_CHECK_LAUNCH("max_pool2d_dilated_backward_kernel");
+}
 
 void adaptive_avg_pool2d_forward(float* y, const float* x, int64_t planes, int64_t H, int64_t W,
                                  int64_t OH, int64_t OW) {

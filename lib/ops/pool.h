@@ -21,9 +21,11 @@
 //
 // Kernels: the naive loops in pool.cpp are the reference; the op runs oneDNN's
 // pooling primitives (cached per shape), and the tests hold one to the other.
-// CUDA tensors go to cuDNN (pool.cu), in builds that found it: max pooling
+// CUDA tensors go to pool.cu, in builds that found cuDNN: cuDNN runs max pooling
 // without dilation, average pooling, and adaptive pooling with even windows;
-// adaptive pooling with uneven windows runs a kernel of ours in pool.cu.
+// dilated max pooling (with the naive kernel's rules: padding never wins, NaN
+// wins, ties go to the first maximum) and adaptive pooling with uneven windows
+// run kernels of ours there.
 #pragma once
 
 #include <array>

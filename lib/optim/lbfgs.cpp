@@ -401,6 +401,16 @@ LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, std::vector<double> 
 
 // ---------------------------------------------------------------------------
 // LBFGS
+//
+// Parameters on a GPU are staged through the host: the state (d, the curvature
+// pairs, the previous gradient) stays in host vectors, the gradients are copied
+// to the host, and each update copies a parameter to the host, runs the same
+// float arithmetic as for a CPU parameter and copies the result back into the
+// parameter's own memory. L-BFGS is for small problems (temperature scaling fits
+// one scalar): its work per iteration is a few dot products over the flat
+// vector, less than the closure's. Staging keeps one implementation and
+// torch-exact rounding: given the same losses and gradients from the closure, a
+// GPU run takes the CPU run's steps bit for bit.
 
 namespace {
 
@@ -433,6 +443,16 @@ std::vector<ParamGroup> check_groups(std::vector<ParamGroup> groups) {
   return groups;
 }
 
+// t's elements in host memory: t itself on the CPU, else a host copy (of a
+// detached alias: autograd records nothing).
+Tensor host_copy(const Tensor& t) { return t.device().is_cpu() ? t : t.detach().cpu(); }
+
+// Stores host, a host tensor of p's shape, in p: on a GPU copied into p's own
+// memory (p stays the same tensor); on the CPU host is p's own memory already.
+void write_back(Tensor& p, const Tensor& host) {
+  if (!p.device().is_cpu()) p.copy_(host);
+}
+
 }  // namespace
 
 LBFGS::LBFGS(std::vector<Tensor> params, LBFGSOptions options)
@@ -442,10 +462,16 @@ LBFGS::LBFGS(std::vector<ParamGroup> groups, LBFGSOptions options)
     : Optimizer(check_groups(std::move(groups)), check_options(options).lr, 0.0f),
       options_(options),
       max_eval_(options.max_eval.value_or(options.max_iter * 5 / 4)) {
-  for (size_t i = 0; i < params_.size(); ++i)
-    BRIDLE_CHECK(params_[i].dtype() == kFloat32 && params_[i].device().is_cpu(),
-                 "LBFGS: parameter {} is {} on {}; LBFGS updates float32 parameters on the CPU", i,
-                 dtype_name(params_[i].dtype()), params_[i].device().str());
+  const Device device = params_[0].device();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    BRIDLE_CHECK(params_[i].dtype() == kFloat32,
+                 "LBFGS: parameter {} is {}; LBFGS updates float32 parameters", i,
+                 dtype_name(params_[i].dtype()));
+    BRIDLE_CHECK(params_[i].device() == device,
+                 "LBFGS: parameter 0 is on {} but parameter {} on {}; LBFGS flattens all "
+                 "parameters into one vector, so they must be on one device",
+                 device.str(), i, params_[i].device().str());
+  }
 }
 
 void LBFGS::step() {
@@ -468,11 +494,12 @@ std::vector<float> LBFGS::flat_grad() const {
     const Tensor& p = params_[i];
     const Tensor g = p.grad();
     if (g.defined()) {  // a parameter no gradient reached reads as zeros
-      BRIDLE_CHECK(g.dtype() == kFloat32 && g.numel() == p.numel() && g.device().is_cpu(),
-                   "LBFGS: the gradient of parameter {} is {} {} on {}, the parameter {} {}", i,
-                   dtype_name(g.dtype()), shape_str(g.shape()), g.device().str(),
-                   dtype_name(p.dtype()), shape_str(p.shape()));
-      std::copy_n(g.data<float>(), g.numel(), flat.begin() + static_cast<int64_t>(offset));
+      BRIDLE_CHECK(g.dtype() == kFloat32 && g.numel() == p.numel() && g.device() == p.device(),
+                   "LBFGS: the gradient of parameter {} is {} {} on {}, the parameter {} {} on {}",
+                   i, dtype_name(g.dtype()), shape_str(g.shape()), g.device().str(),
+                   dtype_name(p.dtype()), shape_str(p.shape()), p.device().str());
+      std::copy_n(host_copy(g).data<float>(), g.numel(),
+                  flat.begin() + static_cast<int64_t>(offset));
     }
     offset += static_cast<size_t>(p.numel());
   }
@@ -484,8 +511,10 @@ void LBFGS::add_to_params(double t, const std::vector<float>& update) {
   const auto alpha = static_cast<float>(t);
   size_t offset = 0;
   for (Tensor& p : params_) {
-    float* data = p.data<float>();
+    const Tensor host = host_copy(p);
+    float* data = host.data<float>();
     for (int64_t k = 0; k < p.numel(); ++k) data[k] = std::fma(alpha, update[offset + k], data[k]);
+    write_back(p, host);
     offset += static_cast<size_t>(p.numel());
   }
 }
@@ -493,15 +522,19 @@ void LBFGS::add_to_params(double t, const std::vector<float>& update) {
 std::vector<float> LBFGS::flat_params() const {
   std::vector<float> flat;
   flat.reserve(static_cast<size_t>(numel()));
-  for (const Tensor& p : params_)
-    flat.insert(flat.end(), p.data<float>(), p.data<float>() + p.numel());
+  for (const Tensor& p : params_) {
+    const Tensor host = host_copy(p);
+    flat.insert(flat.end(), host.data<float>(), host.data<float>() + p.numel());
+  }
   return flat;
 }
 
 void LBFGS::set_params(const std::vector<float>& flat) {
   size_t offset = 0;
   for (Tensor& p : params_) {
-    std::copy_n(flat.begin() + static_cast<int64_t>(offset), p.numel(), p.data<float>());
+    const Tensor host = p.device().is_cpu() ? p : Tensor::empty(p.shape());
+    std::copy_n(flat.begin() + static_cast<int64_t>(offset), p.numel(), host.data<float>());
+    write_back(p, host);
     offset += static_cast<size_t>(p.numel());
   }
 }

@@ -126,8 +126,10 @@ void check_lbfgs_options(const std::string& who, const LbfgsOptions& options);
 //
 // lr is the group's (set_lr and the schedules of lr_scheduler.h change it).
 // One parameter group only (as PyTorch), no weight decay; parameters are
-// float32 on the CPU. state() / load_state() are not implemented: the base
-// class's throw says it cannot be checkpointed.
+// float32, all on one device: the CPU, or a GPU, where the updates run on the
+// host through copies of the parameters and gradients (lbfgs.cpp says why) and
+// match the CPU's bit for bit. state() / load_state() are not implemented: the
+// base class's throw says it cannot be checkpointed.
 enum class LBFGSLineSearch { kNone, kStrongWolfe };
 
 struct LBFGSOptions {

@@ -1,7 +1,8 @@
 // conv2d, max / avg pooling and batch_norm on the GPU (cuDNN: ops/conv.cu,
-// pool.cu, batch_norm.cu) against the CPU ops on real shapes: the forward, every
-// gradient, and batch norm's running statistics. Each test skips (and is
-// reported skipped) without a GPU.
+// pool.cu, batch_norm.cu; dilated max pooling is a kernel of ours in pool.cu)
+// against the CPU ops on real shapes: the forward, every gradient, and batch
+// norm's running statistics. Each test skips (and is reported skipped) without
+// a GPU.
 //
 // Tolerances: cuDNN sums in another order than oneDNN (and picks its algorithm
 // per shape), in FP32 without TF32, so a sum over K terms differs by a few ulps
@@ -10,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cmath>
+#include <limits>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -159,14 +162,111 @@ INSTANTIATE_TEST_SUITE_P(
         PoolCase{"avg 3x3 stride 2 pad 1 exclude pad", false, 2, 3, 9, 7, 3, 2, 1, false}),
     [](const ::testing::TestParamInfo<PoolCase>& info) { return test_name(info.param.name); });
 
-TEST(CudnnPool2dErrors, DilationSaysItIsCpuOnly) {
+TEST(CudnnPool2dGlobal, GlobalAveragePoolMatchesCpu) {
   BRIDLE_REQUIRE_CUDA();
   Tensor x = randn({1, 2, 8, 8}).to(kGpu);
-  expect_error([&] { max_pool2d(x, 2, 1, 0, 2); }, {"max_pool2d", "dilation", "CUDA"});
   // Even windows are an average pool through cuDNN; uneven ones have their own
   // kernel (tested in test_cuda_layout_ops.cpp).
   expect_matches_cpu(adaptive_avg_pool2d(x, 1), adaptive_avg_pool2d(x.to(Device::cpu()), 1),
                      "global average pool", 1e-6f, 1e-5f);
+}
+
+// --- dilated max pooling (cuDNN has no dilation: kernels of ours in pool.cu) ------
+
+struct DilatedPoolCase {
+  std::string name;
+  int64_t N, C, H, W;
+  Size2 kernel, stride, padding, dilation;
+};
+
+// gtest prints a parameter in test listings and failures: its name, not its bytes.
+void PrintTo(const DilatedPoolCase& c, std::ostream* os) { *os << c.name; }
+
+class CudaDilatedMaxPool2d : public ::testing::TestWithParam<DilatedPoolCase> {};
+
+Tensor dilated_max_pool(const Tensor& x, const DilatedPoolCase& c) {
+  return max_pool2d(x, c.kernel, c.stride, c.padding, c.dilation);
+}
+
+// Overlapping windows (stride 1) send several gradients to one element, which
+// the GPU adds in another order than oneDNN: the tolerance of the cuDNN cases.
+TEST_P(CudaDilatedMaxPool2d, MatchesCpuForwardAndBackward) {
+  BRIDLE_REQUIRE_CUDA();
+  const DilatedPoolCase& c = GetParam();
+  Generator gen(c.H * 37 + c.W * 5 + c.dilation[1]);
+  Tensor x = randn({c.N, c.C, c.H, c.W}, gen);  // continuous values: no ties
+  Tensor x_cpu = leaf_on(x, Device::cpu()), x_gpu = leaf_on(x, kGpu);
+  Tensor y_cpu = dilated_max_pool(x_cpu, c), y_gpu = dilated_max_pool(x_gpu, c);
+  Tensor g = randn(y_cpu.shape(), gen);
+  y_cpu.backward(g);
+  y_gpu.backward(g.to(kGpu));
+  expect_matches_cpu(y_gpu, y_cpu, c.name + " forward", 0.0f, 0.0f);
+  expect_matches_cpu(x_gpu.grad(), x_cpu.grad(), c.name + " dx", 1e-6f, 1e-5f);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    DilatedShapes, CudaDilatedMaxPool2d,
+    ::testing::Values(
+        DilatedPoolCase{"2x2 dilation 2 stride 1", 2, 3, 9, 8, {2, 2}, {1, 1}, {0, 0}, {2, 2}},
+        DilatedPoolCase{"3x3 dilation 2 stride 2", 2, 3, 12, 11, {3, 3}, {2, 2}, {0, 0}, {2, 2}},
+        DilatedPoolCase{
+            "3x3 dilation 2 stride 1 pad 1", 2, 4, 10, 9, {3, 3}, {1, 1}, {1, 1}, {2, 2}},
+        DilatedPoolCase{
+            "3x3 dilation 2 stride 2 pad 1", 2, 4, 13, 11, {3, 3}, {2, 2}, {1, 1}, {2, 2}},
+        DilatedPoolCase{
+            "3x2 dilation 2x3 stride 1 pad 1", 2, 3, 11, 10, {3, 2}, {1, 1}, {1, 1}, {2, 3}},
+        DilatedPoolCase{"3x2 dilation 2x3 stride 2x1", 1, 5, 12, 9, {3, 2}, {2, 1}, {0, 0}, {2, 3}},
+        DilatedPoolCase{"dilation 1x2 only", 2, 2, 8, 9, {2, 3}, {2, 1}, {1, 1}, {1, 2}}),
+    [](const ::testing::TestParamInfo<DilatedPoolCase>& info) {
+      return test_name(info.param.name);
+    });
+
+// A NaN wins every window it is in and propagates (PyTorch's rule; a later NaN
+// in the same window takes over). oneDNN's NaN handling is not guaranteed
+// (pool.h), so the reference here is the naive CPU kernel.
+TEST(CudaDilatedMaxPool2dNaN, PropagatesAndTakesTheGradient) {
+  BRIDLE_REQUIRE_CUDA();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Generator gen(11);
+  Tensor x = randn({1, 2, 7, 7}, gen);
+  // Two NaNs two columns apart: taps of the same windows with dilation 2.
+  x.set({0, 1, 3, 2}, nan);
+  x.set({0, 1, 3, 4}, nan);
+  // OH = OW = (7 + 2 - 5) / 1 + 1: the span of 3 taps 2 apart is 5.
+  PoolGeometry geometry{1, 2, 7, 7, 5, 5, 3, 3, 1, 1, 1, 1, 2, 2};
+  Tensor x_gpu = leaf_on(x, kGpu);
+  Tensor y_gpu = max_pool2d(x_gpu, {3, 3}, {1, 1}, {1, 1}, {2, 2});
+  Tensor g = randn({1, 2, 5, 5}, gen);
+  y_gpu.backward(g.to(kGpu));
+
+  Tensor y = Tensor::empty({1, 2, 5, 5}), argmax = Tensor::empty({1, 2, 5, 5}, kInt64);
+  cpu::max_pool2d_forward_naive(y.data<float>(), argmax.data<int64_t>(), x.data<float>(), geometry);
+  Tensor dx = zeros({1, 2, 7, 7});
+  cpu::max_pool2d_backward_naive(dx.data<float>(), argmax.data<int64_t>(), g.data<float>(),
+                                 geometry);
+  EXPECT_TRUE(std::isnan(y_gpu.at({0, 1, 2, 1})));  // rows 1, 3, 5 x columns 0, 2, 4
+  expect_matches_cpu(y_gpu, y, "forward with NaNs", 0.0f, 0.0f);
+  expect_matches_cpu(x_gpu.grad(), dx, "dx with NaNs", 1e-6f, 1e-5f);
+}
+
+// The gradient kernel overwrites a fresh gradient and adds into an existing
+// one: two uses of the same leaf in one graph, then a second backward() with
+// another geometry, against the CPU op doing the same.
+TEST(CudaDilatedMaxPool2dGrad, AccumulatesIntoAnExistingGradient) {
+  BRIDLE_REQUIRE_CUDA();
+  Generator gen(13);
+  Tensor x = randn({2, 3, 10, 9}, gen);
+  auto pool_a = [](const Tensor& t) { return max_pool2d(t, {3, 3}, {1, 1}, {1, 1}, {2, 2}); };
+  auto pool_b = [](const Tensor& t) { return max_pool2d(t, {3, 2}, {2, 1}, {1, 1}, {2, 3}); };
+  Tensor x_cpu = leaf_on(x, Device::cpu()), x_gpu = leaf_on(x, kGpu);
+  Tensor ga = randn(pool_a(x_cpu).shape(), gen), gb = randn(pool_b(x_cpu).shape(), gen);
+  for (const Tensor& leaf : {x_cpu, x_gpu}) {
+    const Device device = leaf.device();
+    (pool_a(leaf) + pool_a(leaf)).backward(ga.to(device));
+    pool_b(leaf).backward(gb.to(device));
+  }
+  expect_matches_cpu(x_gpu.grad(), x_cpu.grad(), "dx after two uses and two backward calls", 1e-6f,
+                     1e-5f);
 }
 
 // --- batch_norm ---------------------------------------------------------------------

@@ -839,6 +839,92 @@ TEST(CudaOptimizers, HostStateResumesOnTheGpu) {
   });
 }
 
+// --- L-BFGS: host-staged on a GPU (lib/optim/lbfgs.cpp) ------------------------------
+
+// Rosenbrock's f = (1 - x)^2 + 100 (y - x^2)^2 of two [1] parameters on any
+// device. The loss and gradients come from tensor ops on host copies of x and y,
+// and the gradients go back to the parameters' device: both runs hand L-BFGS the
+// same bits (GPU ops may round differently: nvcc fuses multiply-adds), so any
+// difference between the runs would be the optimizer's staging.
+float rosenbrock_on_host(Tensor& x, Tensor& y) {
+  Tensor hx = from_vector(x.to_vector(), {1}).set_requires_grad();
+  Tensor hy = from_vector(y.to_vector(), {1}).set_requires_grad();
+  Tensor a = 1.0f - hx, b = hy - hx * hx;
+  Tensor loss = sum(a * a + b * b * 100.0f);
+  loss.backward();
+  x.set_grad(hx.grad().to(x.device()));
+  y.set_grad(hy.grad().to(y.device()));
+  return loss.item();
+}
+
+TEST(CudaLBFGS, MatchesCpuBitForBit) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x_cpu = leaf_on(from_vector({-1.2f}), Device::cpu());
+  Tensor y_cpu = leaf_on(from_vector({1.0f}), Device::cpu());
+  Tensor x_gpu = leaf_on(x_cpu.detach(), kGpu), y_gpu = leaf_on(y_cpu.detach(), kGpu);
+  const void* x_memory = x_gpu.raw_data();
+  const LBFGSOptions options{.max_iter = 4, .line_search = LBFGSLineSearch::kStrongWolfe};
+  LBFGS cpu({x_cpu, y_cpu}, options), gpu({x_gpu, y_gpu}, options);
+  for (int step = 0; step < 6; ++step) {
+    const float cpu_loss = cpu.step([&] { return rosenbrock_on_host(x_cpu, y_cpu); });
+    const float gpu_loss = gpu.step([&] { return rosenbrock_on_host(x_gpu, y_gpu); });
+    EXPECT_EQ(gpu_loss, cpu_loss) << "loss at step " << step;
+    EXPECT_EQ(x_gpu.cpu().item(), x_cpu.item()) << "x after step " << step;
+    EXPECT_EQ(y_gpu.cpu().item(), y_cpu.item()) << "y after step " << step;
+    EXPECT_EQ(gpu.evaluations(), cpu.evaluations()) << "closure calls after step " << step;
+  }
+  // The parameters stayed where they were: same device, same memory.
+  EXPECT_TRUE(x_gpu.device().is_cuda());
+  EXPECT_EQ(x_gpu.raw_data(), x_memory);
+  EXPECT_LT(rosenbrock_on_host(x_gpu, y_gpu), 24.2f * 0.1f);  // f(-1.2, 1) = 24.2
+}
+
+// The usual use: the closure runs on the GPU. cuBLAS sums in another order than
+// the CPU's gemm, so here the fits agree to rounding, not bit for bit. b = A w_true
+// makes the minimum 0, where float32 resolves the loss finely, so both fits end
+// close to w_true (within 5e-6 on the CPU) and to each other.
+TEST(CudaLBFGS, FitsLeastSquaresOnTheGpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Generator gen(17);
+  const Tensor w_true = from_vector({0.5f, -1.0f, 2.0f}, {3, 1});
+  const Tensor A = randn({8, 3}, gen), b = matmul(A, w_true);
+  auto fit = [&](Device device) {
+    Tensor w = zeros({3, 1}, TensorOptions(device).with_requires_grad());
+    const Tensor a = A.to(device), target = b.to(device);
+    LBFGS opt({w}, {.max_iter = 10, .line_search = LBFGSLineSearch::kStrongWolfe});
+    for (int step = 0; step < 2; ++step)
+      opt.step([&] {
+        opt.zero_grad();
+        Tensor r = matmul(a, w) - target;
+        Tensor loss = sum(r * r);
+        loss.backward();
+        return loss.item();
+      });
+    return w;
+  };
+  const Tensor w_gpu = fit(kGpu).detach();
+  expect_matches_cpu(w_gpu, fit(Device::cpu()).detach(), "least-squares w", 1e-5f, 1e-4f);
+  expect_matches_cpu(w_gpu, w_true, "least-squares w against w_true", 1e-4f, 0.0f);
+}
+
+TEST(CudaLBFGS, MixedDevicesNameBoth) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor on_cpu = zeros({2}, TensorOptions().with_requires_grad());
+  Tensor on_gpu = zeros({3}, TensorOptions(kGpu).with_requires_grad());
+  expect_error([&] { LBFGS({on_cpu, on_gpu}); }, {"LBFGS", "parameter 1", "cpu", "cuda:0"});
+  expect_error([&] { LBFGS({on_gpu, on_cpu}); }, {"LBFGS", "parameter 1", "cuda:0", "cpu"});
+  // A gradient on another device than its parameter.
+  LBFGS opt({on_gpu});
+  expect_error(
+      [&] {
+        opt.step([&] {
+          on_gpu.set_grad(ones({3}));
+          return 1.0f;
+        });
+      },
+      {"LBFGS", "gradient of parameter 0", "cpu", "cuda:0"});
+}
+
 TEST(CudaTraining, MlpStepsMatchCpu) {
   BRIDLE_REQUIRE_CUDA();
   // Three SGD steps of a 784-64-10 ReLU MLP with cross-entropy, the mnist_mlp recipe.

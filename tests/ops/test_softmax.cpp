@@ -132,55 +132,61 @@ TEST(Softmax, FastKernelMatchesNaive) {
   });
 }
 
-// The fast forward reads a row once, block by block (512 elements), taking each
-// block's exps against a shift that trails the running maximum (by at most 60)
-// and rescaling afterwards: rows whose maximum comes late (a little, or far
-// beyond the gap, which redoes the block), whose first block is all -inf, or
-// whose values span a large range must match the three-pass reference, and
-// stay probabilities (p <= 1, log p <= 0, rows summing to 1).
+// The fast forward reads a row once, block by block (512 elements for
+// log_softmax's pipeline, 16384 elsewhere), taking each block's exps against a
+// shift that trails the running maximum (by at most 60) and rescaling
+// afterwards: rows whose maximum comes late (a little, or far beyond the gap,
+// which redoes the block), whose first block is all -inf, or whose values span a
+// large range must match the three-pass reference, and stay probabilities
+// (p <= 1, log p <= 0, rows summing to 1). Rows of 5000 are several blocks for
+// the pipeline and one for the rest; rows of 40000 are several for both.
 TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
   for_each_simd_path([] {
-    Generator gen(7);
-    const int64_t n = 5000;
-    Tensor x = randn({5, n}, gen);
-    for (int64_t j = 0; j < n; ++j) {
-      x.set({0, j}, static_cast<double>(j) * 0.01);  // rising: every block raises the max
-      if (j < 1500) x.set({1, j}, -kInf);            // the first blocks all -inf
-      x.set({2, j}, x.at({2, j}) * 30.0 - 200.0);    // a wide, negative range
-    }
-    x.set({3, n - 1}, 80.0);  // one large value at the very end: beyond the gap
-    x.set({4, 3000}, 59.5);   // just inside the gap: kept, e^59.5 rescaled
-    for (bool log : {false, true}) {
-      Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
-      ASSERT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 5, n, 1.0f, log), -1);
-      ASSERT_EQ(
-          cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 5, n, 1, 1.0f, log), -1);
-      std::vector<float> f = fast.to_vector(), g = naive.to_vector();
-      for (size_t i = 0; i < f.size(); ++i) {
-        if (std::isinf(g[i]))
-          EXPECT_EQ(f[i], g[i]) << "element " << i;
-        else
-          EXPECT_NEAR(f[i], g[i], (log ? 2e-5f : 1e-7f) + 1e-5f * std::abs(g[i]))
-              << "element " << i;
-        if (log)
-          EXPECT_LE(f[i], 0.0f) << "element " << i;
-        else
-          EXPECT_LE(f[i], 1.0f) << "element " << i;
+    for (const int64_t n : {5000, 40000}) {
+      SCOPED_TRACE("row length " + std::to_string(n));
+      Generator gen(7);
+      Tensor x = randn({5, n}, gen);
+      for (int64_t j = 0; j < n; ++j) {
+        x.set({0, j}, static_cast<double>(j) * 0.01);  // rising: every block raises the max
+        if (j < n * 3 / 10 || (n > 20000 && j < 17000))
+          x.set({1, j}, -kInf);                      // the first blocks all -inf
+        x.set({2, j}, x.at({2, j}) * 30.0 - 200.0);  // a wide, negative range
       }
-      if (!log) {
-        for (int64_t r = 0; r < 5; ++r) {
-          double row_sum = 0;
-          for (int64_t j = 0; j < n; ++j) row_sum += f[r * n + j];
-          EXPECT_NEAR(row_sum, 1.0, 1e-5) << "row " << r;
+      x.set({3, n - 1}, 80.0);      // one large value at the very end: beyond the gap
+      x.set({4, n * 3 / 5}, 59.5);  // just inside the gap: kept, e^59.5 rescaled
+      for (bool log : {false, true}) {
+        Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
+        ASSERT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 5, n, 1.0f, log), -1);
+        ASSERT_EQ(
+            cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 5, n, 1, 1.0f, log),
+            -1);
+        std::vector<float> f = fast.to_vector(), g = naive.to_vector();
+        for (size_t i = 0; i < f.size(); ++i) {
+          if (std::isinf(g[i]))
+            EXPECT_EQ(f[i], g[i]) << "element " << i;
+          else
+            EXPECT_NEAR(f[i], g[i], (log ? 2e-5f : 1e-7f) + 1e-5f * std::abs(g[i]))
+                << "element " << i;
+          if (log)
+            EXPECT_LE(f[i], 0.0f) << "element " << i;
+          else
+            EXPECT_LE(f[i], 1.0f) << "element " << i;
+        }
+        if (!log) {
+          for (int64_t r = 0; r < 5; ++r) {
+            double row_sum = 0;
+            for (int64_t j = 0; j < n; ++j) row_sum += f[r * n + j];
+            EXPECT_NEAR(row_sum, 1.0, 1e-5) << "row " << r;
+          }
         }
       }
-    }
-    for (int64_t r = 0; r < 5; ++r) {
-      std::vector<float> row(x.data<float>() + r * n, x.data<float>() + (r + 1) * n);
-      double max = -kInf, sum = 0.0;
-      for (float v : row) max = std::max<double>(max, v);
-      for (float v : row) sum += std::exp(v - max);
-      EXPECT_NEAR(cpu::row_logsumexp(row.data(), n), max + std::log(sum), 1e-4);
+      for (int64_t r = 0; r < 5; ++r) {
+        std::vector<float> row(x.data<float>() + r * n, x.data<float>() + (r + 1) * n);
+        double max = -kInf, sum = 0.0;
+        for (float v : row) max = std::max<double>(max, v);
+        for (float v : row) sum += std::exp(v - max);
+        EXPECT_NEAR(cpu::row_logsumexp(row.data(), n), max + std::log(sum), 1e-4);
+      }
     }
     std::vector<float> with_nan = {1.0f, std::numeric_limits<float>::quiet_NaN(), 2.0f};
     EXPECT_TRUE(std::isnan(cpu::row_logsumexp(with_nan.data(), 3)));
@@ -189,14 +195,15 @@ TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
 
 // Each thread runs its share of the rows in order, log_softmax's long rows as a
 // pipeline (row r's first pass beside row r-1's second), the others a row at a
-// time: with one to three threads, rows short (one block) and long (several
-// blocks; pipelined for log_softmax), the kernel must report the first bad row,
-// and write every good row, before and after the bad ones, as the reference does.
+// time: with one to three threads, rows short (one block), long (several blocks
+// in log_softmax's pipeline) and longer (several blocks for both), the kernel
+// must report the first bad row, and write every good row, before and after the
+// bad ones, as the reference does.
 TEST(Softmax, RowsMatchTheReferenceAroundBadRows) {
   const int saved = get_num_threads();
   for (int threads : {1, 2, 3}) {
     set_num_threads(threads);
-    for (int64_t n : {1000, 5000}) {
+    for (int64_t n : {1000, 5000, 20000}) {
       Generator gen(11);
       const int64_t rows = n == 1000 ? 40 : 9;  // enough work to run in parallel
       Tensor x = randn({rows, n}, gen) * 4.0f;
