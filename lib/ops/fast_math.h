@@ -22,8 +22,30 @@
 #include <immintrin.h>
 #define BRIDLE_AVX2 1
 #endif
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 namespace bridle {
+
+// How a write kernel below stores a row it fills fresh (one it adds to is read
+// anyway, and always cached):
+//   kCached     plain stores: each line is first read into the cache (for
+//               ownership), and stays there for whoever reads the output next;
+//   kStreaming  non-temporal stores on the AVX-512 path for a row's whole cache
+//               lines: straight to memory, with no read and no line evicted to
+//               make room. For outputs nobody reads soon; the other paths take
+//               it as kCached. A thread that streamed calls store_fence() before
+//               another thread may read what it wrote (streaming stores are
+//               weakly ordered: a barrier alone does not publish them).
+enum class Store { kCached, kStreaming };
+
+// Makes this thread's streaming stores visible before its later stores (sfence).
+inline void store_fence() {
+#if defined(__SSE__)
+  _mm_sfence();
+#endif
+}
 
 // Which instructions the row kernels use: kPortable (plain loops; builds without
 // AVX2), kAvx2 (AVX2 + FMA, the build's baseline on x86-64) or kAvx512 (chosen at
@@ -52,7 +74,7 @@ void row_exp_axpy(float* dst, const float* x, int64_t n, float shift, float coef
 void row_affine_min(float* y, const float* x, int64_t n, float shift, float mul, float sub,
                     float upper);
 void row_mul_diff(float* dst, const float* a, const float* b, int64_t n, float c, float scale,
-                  bool accumulate);
+                  bool accumulate, Store store);
 }  // namespace avx512
 #define BRIDLE_DISPATCH_AVX512(call) \
   if (detail::use_avx512) return avx512::call
@@ -313,10 +335,10 @@ inline void row_affine_min(float* y, const float* x, int64_t n, float shift, flo
 // dst[j] (+)= a_j (b_j - c) scale, j in [0, n): the write pass of softmax's
 // backward (a = y, b = dy, c = sum_k dy_k y_k, scale = 1 / T).
 inline void row_mul_diff(float* dst, const float* a, const float* b, int64_t n, float c,
-                         float scale, bool accumulate) {
+                         float scale, bool accumulate, Store store = Store::kCached) {
 #ifdef BRIDLE_AVX512_KERNELS
   if (detail::use_avx512) {
-    avx512::row_mul_diff(dst, a, b, n, c, scale, accumulate);
+    avx512::row_mul_diff(dst, a, b, n, c, scale, accumulate, store);
     return;
   }
 #endif

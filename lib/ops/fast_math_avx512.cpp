@@ -98,6 +98,20 @@ inline int64_t aligned_head(const float* x, int64_t n) {
   return std::min<int64_t>(n, ((64 - misalignment) & 63) / static_cast<int64_t>(sizeof(float)));
 }
 
+// dst[j] = value(j, mask) for j in [0, n), value computing lanes [j, j + 16) that
+// mask selects: Store::kStreaming's writes. The vectors of whole cache lines go
+// out as non-temporal stores (vmovntps needs a 64-byte aligned address); the
+// partial lines at either end, which a neighbouring row may share, as plain
+// masked stores.
+template <typename Value>
+inline void stream_row(float* dst, int64_t n, Value value) {
+  constexpr auto kAll = static_cast<__mmask16>(0xffff);
+  int64_t j = aligned_head(dst, n);
+  if (j > 0) _mm512_mask_storeu_ps(dst, tail(j), value(0, tail(j)));
+  for (; j + 16 <= n; j += 16) _mm512_stream_ps(dst + j, value(j, kAll));
+  if (j < n) _mm512_mask_storeu_ps(dst + j, tail(n - j), value(j, tail(n - j)));
+}
+
 }  // namespace
 
 float row_max(const float* x, int64_t n, bool& has_nan) {
@@ -291,11 +305,17 @@ void row_affine_min(float* y, const float* x, int64_t n, float shift, float mul,
 }
 
 void row_mul_diff(float* dst, const float* a, const float* b, int64_t n, float c, float scale,
-                  bool accumulate) {
+                  bool accumulate, Store store) {
   const __m512 vc = _mm512_set1_ps(c), vscale = _mm512_set1_ps(scale);
   auto value = [&](__m512 aj, __m512 bj) {
     return _mm512_mul_ps(_mm512_mul_ps(aj, _mm512_sub_ps(bj, vc)), vscale);
   };
+  if (!accumulate && store == Store::kStreaming) {
+    stream_row(dst, n, [&](int64_t j, __mmask16 mask) {
+      return value(_mm512_maskz_loadu_ps(mask, a + j), _mm512_maskz_loadu_ps(mask, b + j));
+    });
+    return;
+  }
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
     __m512 v = value(_mm512_loadu_ps(a + j), _mm512_loadu_ps(b + j));

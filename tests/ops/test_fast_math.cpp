@@ -185,26 +185,36 @@ TEST(FastMath, RowWriteKernelsAtEveryAlignment) {
         for (int64_t j = 0; j < n; ++j) dot += static_cast<double>(a[offset + j]) * b[offset + j];
         EXPECT_NEAR(row_dot(a + offset, b + offset, n), dot, 1e-5 * (1.0 + std::abs(dot))) << where;
         for (bool accumulate : {false, true}) {
-          // Each kernel with its reference for element j.
-          const std::vector<std::pair<std::function<void()>, std::function<double(int64_t)>>>
-              kernels = {{[&] {
-                            row_mul_diff(out + offset, a + offset, b + offset, n, 0.1f, 2.0f,
-                                         accumulate);
-                          },
-                          [](int64_t j) { return static_cast<double>(a[j]) * (b[j] - 0.1) * 2.0; }},
-                         {[&] {
-                            row_exp_axpy(out + offset, a + offset, n, 0.2f, 0.5f, b + offset, -1.5f,
-                                         accumulate);
-                          },
-                          [](int64_t j) { return 0.5 * std::exp(a[j] - 0.2) - 1.5 * b[j]; }}};
-          for (const auto& [kernel, want] : kernels) {
-            std::fill(std::begin(out), std::end(out), 4.0f);
-            kernel();
-            for (int64_t j = 0; j < 128; ++j) {
-              const bool inside = j >= offset && j < offset + n;
-              const double expected = inside ? (accumulate ? 4.0 : 0.0) + want(j) : 4.0;
-              ASSERT_NEAR(out[j], expected, 1e-6 * (1.0 + std::abs(expected)))
-                  << where << ", accumulate " << accumulate << ", element " << j;
+          for (Store store : {Store::kCached, Store::kStreaming}) {
+            // Each kernel with its reference for element j.
+            const std::vector<std::pair<std::function<void()>, std::function<double(int64_t)>>>
+                kernels = {
+                    {[&] {
+                       row_mul_diff(out + offset, a + offset, b + offset, n, 0.1f, 2.0f, accumulate,
+                                    store);
+                     },
+                     [](int64_t j) { return static_cast<double>(a[j]) * (b[j] - 0.1) * 2.0; }},
+                    {[&] {
+                       row_exp_axpy(out + offset, a + offset, n, 0.2f, 0.5f, b + offset, -1.5f,
+                                    accumulate);
+                     },
+                     [](int64_t j) { return 0.5 * std::exp(a[j] - 0.2) - 1.5 * b[j]; }},
+                    {[&] {  // no b: b_j = 1
+                       row_exp_axpy(out + offset, a + offset, n, 0.2f, 0.5f, nullptr, -1.5f,
+                                    accumulate);
+                     },
+                     [](int64_t j) { return 0.5 * std::exp(a[j] - 0.2) - 1.5; }}};
+            for (const auto& [kernel, want] : kernels) {
+              std::fill(std::begin(out), std::end(out), 4.0f);
+              kernel();
+              store_fence();
+              for (int64_t j = 0; j < 128; ++j) {
+                const bool inside = j >= offset && j < offset + n;
+                const double expected = inside ? (accumulate ? 4.0 : 0.0) + want(j) : 4.0;
+                ASSERT_NEAR(out[j], expected, 1e-6 * (1.0 + std::abs(expected)))
+                    << where << ", accumulate " << accumulate << ", streaming "
+                    << (store == Store::kStreaming) << ", element " << j;
+              }
             }
           }
         }

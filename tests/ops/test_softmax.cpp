@@ -230,14 +230,17 @@ TEST(Softmax, RowsMatchTheReferenceAroundBadRows) {
 }
 
 // The backward's fast kernel: every row of every thread's share, short rows and
-// long ones, written or added to, against the double reference.
+// long ones, written or added to (streamed when the op is large), against the
+// double reference.
 TEST(SoftmaxGrad, EveryRowOfEveryThreadMatchesTheReference) {
   const int saved = get_num_threads();
   for (int threads : {1, 2, 3}) {
     set_num_threads(threads);
-    for (int64_t n : {1000, 5000}) {
+    for (int64_t n : {1000, 5000, 8200}) {
       Generator gen(12);
-      const int64_t rows = n == 1000 ? 40 : 9;
+      // [360 x 8200] moves 35 MB in long rows: softmax's dx is written with
+      // streaming stores (rows start on a cache line and half-way into one, in turn).
+      const int64_t rows = n == 1000 ? 40 : n == 5000 ? 9 : 360;
       Tensor x = randn({rows, n}, gen) * 4.0f, g = randn({rows, n}, gen);
       for (bool log : {false, true}) {
         Tensor y = log ? log_softmax(x, 1) : softmax(x, 1);
