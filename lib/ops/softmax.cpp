@@ -318,7 +318,7 @@ void softmax_backward(float* dinp, const float* out, const float* dout, int64_t 
       !log && n >= kStreamingRow && moved >= kStreamingBytes ? Store::kStreaming : Store::kCached;
 #pragma omp parallel if (rows * n > kParallelWork)
   {
-#pragma omp for
+#pragma omp for nowait  // the region's closing barrier follows the fence
     for (int64_t r = 0; r < rows; ++r) {
       const float* y = out + r * n;
       const float* g = dout + r * n;
