@@ -128,7 +128,7 @@ int64_t block_size(int64_t n, bool pipelined) {
 // written and caching the stores buys the next reader nothing; and when a row is
 // longer than L1 holds its y and g (8192 floats), so its second pass reads them
 // from L2, where each dx line read for ownership would push them out. Measured
-// on Zen 5 (in turns in one process, 1 thread and 2): [64 x 50000] 25-40%
+// on Zen 5 (in turns in one process, 1 thread and 2): [64 x 50000] 18-40%
 // faster streamed, [320 x 10000] 22-36%; rows of 1000 and 2000 gain nothing
 // (-9% to +5%). log_softmax's backward stays cached: it is bound by its exps, and
 // streamed it measured 2-15% slower on 2 threads.
