@@ -1,9 +1,15 @@
 // The run-time choice of fast_math.h's row kernels (see simd_path there).
 #include "ops/fast_math.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "core/error.h"
 
@@ -35,6 +41,51 @@ SimdPath initial_path() {
 
 SimdPath current_path = initial_path();
 
+// The largest data or unified cache that cpuid's cache leaf lists (Intel's 4,
+// AMD's 0x8000001D: the same layout), one instance of it; 0 if there is none.
+size_t cpuid_last_level_cache_bytes() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return 0;
+  const bool amd = ebx == 0x68747541;  // "Auth"enticAMD
+  unsigned leaf = 4;
+  if (amd) {
+    // The leaf exists with the topology extensions (0x80000001 ECX bit 22).
+    if (__get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) == 0 || (ecx & (1u << 22)) == 0) return 0;
+    leaf = 0x8000001D;
+  } else if (eax < 4) {
+    return 0;
+  }
+  size_t largest = 0;
+  int largest_level = 0;
+  for (unsigned index = 0; index < 16; ++index) {
+    if (__get_cpuid_count(leaf, index, &eax, &ebx, &ecx, &edx) == 0) break;
+    const unsigned type = eax & 31;  // 0: no more caches; 1 data, 2 instruction, 3 unified
+    if (type == 0) break;
+    if (type == 2) continue;
+    const int level = static_cast<int>((eax >> 5) & 7);
+    const size_t ways = (ebx >> 22) + 1, partitions = ((ebx >> 12) & 0x3ff) + 1,
+                 line = (ebx & 0xfff) + 1, sets = size_t{ecx} + 1;
+    if (level >= largest_level) {
+      largest_level = level;
+      largest = ways * partitions * line * sets;
+    }
+  }
+  return largest;
+#else
+  return 0;
+#endif
+}
+
+size_t find_last_level_cache_bytes() {
+  if (const size_t bytes = cpuid_last_level_cache_bytes(); bytes > 0) return bytes;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+  if (const long bytes = sysconf(_SC_LEVEL3_CACHE_SIZE); bytes > 0)
+    return static_cast<size_t>(bytes);
+#endif
+  return size_t{32} << 20;
+}
+
 }  // namespace
 
 #ifdef BRIDLE_AVX512_KERNELS
@@ -63,6 +114,11 @@ SimdPath best_simd_path() {
 }
 
 SimdPath simd_path() { return current_path; }
+
+size_t last_level_cache_bytes() {
+  static const size_t bytes = find_last_level_cache_bytes();
+  return bytes;
+}
 
 void set_simd_path(SimdPath path) {
   const SimdPath best = best_simd_path();

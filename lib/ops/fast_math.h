@@ -14,9 +14,12 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+
+#include "ops/store.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -28,17 +31,12 @@
 
 namespace bridle {
 
-// How a write kernel below stores a row it fills fresh (one it adds to is read
-// anyway, and always cached):
-//   kCached     plain stores: each line is first read into the cache (for
-//               ownership), and stays there for whoever reads the output next;
-//   kStreaming  non-temporal stores on the AVX-512 path for a row's whole cache
-//               lines: straight to memory, with no read and no line evicted to
-//               make room. For outputs nobody reads soon; the other paths take
-//               it as kCached. A thread that streamed calls store_fence() before
-//               another thread may read what it wrote (streaming stores are
-//               weakly ordered: a barrier alone does not publish them).
-enum class Store { kCached, kStreaming };
+// The size of one instance of this CPU's last-level cache, in bytes, as the CPU
+// describes it (cpuid leaf 4 on Intel, 0x8000001D on AMD; else what the OS
+// says; else 32 MiB), read once. Streaming stores pay only for an output larger
+// than this: a smaller one would still be in the cache for its next reader, and
+// a streaming store into a line the cache holds must first evict it.
+size_t last_level_cache_bytes();
 
 // Makes this thread's streaming stores visible before its later stores (sfence).
 inline void store_fence() {

@@ -123,16 +123,21 @@ int64_t block_size(int64_t n, bool pipelined) {
 }
 
 // When softmax's backward writes dx with streaming stores (fast_math.h's Store):
-// when the op moves more than a last-level cache holds (32 MiB, a Zen 5 core
-// complex's), so the first rows of dx are out of the cache before the last are
-// written and caching the stores buys the next reader nothing; and when a row is
-// longer than L1 holds its y and g (8192 floats), so its second pass reads them
-// from L2, where each dx line read for ownership would push them out. Measured
-// on Zen 5 (in turns in one process, 1 thread and 2): [64 x 50000] 18-40%
-// faster streamed, [320 x 10000] 22-36%; rows of 1000 and 2000 gain nothing
-// (-9% to +5%). log_softmax's backward stays cached: it is bound by its exps, and
-// streamed it measured 2-15% slower on 2 threads.
-constexpr size_t kStreamingBytes = size_t{32} << 20;
+// when the op moves more than the last-level cache holds, so the first rows of
+// dx are out of the cache before the last are written and caching the stores
+// buys the next reader nothing; and when a row is longer than L1 holds its y and
+// g (8192 floats), so its second pass reads them from L2, where each dx line read
+// for ownership would push them out. Measured, in turns in one process, on 1
+// thread and 2:
+//   - Zen 5 (32 MiB of L3 per core complex): [64 x 50000] 18-40% faster
+//     streamed, [320 x 10000] 22-36%; rows of 1000 and 2000 gain nothing (-9% to
+//     +5%), hence the row length;
+//   - a Xeon with 480 MiB of L3, where the same 38 MB stay in the cache: [64 x
+//     50000] 30-40% slower streamed into a buffer the cache held (the caching
+//     allocator hands out such warm buffers), up to twice as slow in the bench,
+//     hence the cache size, the CPU's own figure (last_level_cache_bytes).
+// log_softmax's backward stays cached: it is bound by its exps, and streamed it
+// measured 2-15% slower on 2 threads on Zen 5.
 constexpr int64_t kStreamingRow = 8192;
 
 // How far (in units of the exponent) a block's elements may rise above the shift
@@ -311,11 +316,15 @@ int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, f
   return first_bad == std::numeric_limits<int64_t>::max() ? -1 : first_bad;
 }
 
-void softmax_backward(float* dinp, const float* out, const float* dout, int64_t rows, int64_t n,
-                      float inv_temp, bool log, bool accumulate) {
+Store softmax_backward_store(int64_t rows, int64_t n, bool log) {
   const auto moved = static_cast<size_t>(3 * rows * n) * sizeof(float);  // y and g in, dx out
-  const Store store =
-      !log && n >= kStreamingRow && moved >= kStreamingBytes ? Store::kStreaming : Store::kCached;
+  const bool stream = !log && n >= kStreamingRow && moved > last_level_cache_bytes();
+  return stream ? Store::kStreaming : Store::kCached;
+}
+
+void softmax_backward(float* dinp, const float* out, const float* dout, int64_t rows, int64_t n,
+                      float inv_temp, bool log, bool accumulate, Store store) {
+  if (log || accumulate) store = Store::kCached;  // only a fresh softmax dx streams
 #pragma omp parallel if (rows * n > kParallelWork)
   {
 #pragma omp for nowait  // the region's closing barrier follows the fence
@@ -474,7 +483,7 @@ Tensor softmax_op(const Tensor& x, int64_t dim, float temperature, bool log, boo
     if (s.inner == 1) {
       write_grad(x, [&](float* dx, bool accumulate) {
         cpu::softmax_backward(dx, out.data<float>(), dout.data<float>(), s.outer, s.size, inv_temp,
-                              log, accumulate);
+                              log, accumulate, cpu::softmax_backward_store(s.outer, s.size, log));
       });
     } else {
       cpu::softmax_backward_naive(grad_buffer(x).data<float>(), out.data<float>(),

@@ -15,6 +15,7 @@
 #pragma once
 
 #include "core/tensor.h"
+#include "ops/store.h"
 
 namespace bridle {
 
@@ -44,8 +45,12 @@ void softmax_backward_naive(float* dinp, const float* out, const float* dout, in
 int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, float inv_temp,
                         bool log);
 // accumulate: dinp += the gradient; otherwise dinp = the gradient (a fresh buffer).
+// store: how a fresh softmax dx is written (log_softmax's, and one added to, are
+// always cached); softmax_backward_store gives the op's choice for the shape.
 void softmax_backward(float* dinp, const float* out, const float* dout, int64_t rows, int64_t n,
-                      float inv_temp, bool log, bool accumulate = true);
+                      float inv_temp, bool log, bool accumulate = true,
+                      Store store = Store::kCached);
+Store softmax_backward_store(int64_t rows, int64_t n, bool log);
 // max + log(sum exp(x - max)) of one contiguous row, reading it from memory once;
 // NaN for a row with a NaN, a +inf or no finite element.
 float row_logsumexp(const float* x, int64_t n);

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "../test_util.h"
+#include "ops/fast_math.h"
 
 namespace bridle {
 namespace {
@@ -230,36 +231,53 @@ TEST(Softmax, RowsMatchTheReferenceAroundBadRows) {
 }
 
 // The backward's fast kernel: every row of every thread's share, short rows and
-// long ones, written or added to (streamed when the op is large), against the
-// double reference.
+// long ones, written or added to, with cached and with streaming stores, against
+// the double reference.
 TEST(SoftmaxGrad, EveryRowOfEveryThreadMatchesTheReference) {
   const int saved = get_num_threads();
   for (int threads : {1, 2, 3}) {
     set_num_threads(threads);
     for (int64_t n : {1000, 5000, 8200}) {
       Generator gen(12);
-      // [360 x 8200] moves 35 MB in long rows: softmax's dx is written with
-      // streaming stores (rows start on a cache line and half-way into one, in turn).
-      const int64_t rows = n == 1000 ? 40 : n == 5000 ? 9 : 360;
+      // Rows of 8200 start on a cache line and half-way into one, in turn.
+      const int64_t rows = n == 1000 ? 40 : n == 5000 ? 9 : 36;
       Tensor x = randn({rows, n}, gen) * 4.0f, g = randn({rows, n}, gen);
       for (bool log : {false, true}) {
         Tensor y = log ? log_softmax(x, 1) : softmax(x, 1);
         for (bool accumulate : {false, true}) {
-          Tensor fast = full(x.shape(), 0.5f), naive = full(x.shape(), accumulate ? 0.5f : 0.0f);
-          cpu::softmax_backward(fast.data<float>(), y.data<float>(), g.data<float>(), rows, n, 0.8f,
-                                log, accumulate);
+          Tensor naive = full(x.shape(), accumulate ? 0.5f : 0.0f);
           cpu::softmax_backward_naive(naive.data<float>(), y.data<float>(), g.data<float>(), rows,
                                       n, 1, 0.8f, log);
-          for (int64_t i = 0; i < rows * n; ++i)
-            ASSERT_NEAR(fast.data<float>()[i], naive.data<float>()[i],
-                        1e-5f + 1e-4f * std::abs(naive.data<float>()[i]))
-                << threads << " threads, n " << n << ", log " << log << ", accumulate "
-                << accumulate << ", row " << i / n << ", element " << i % n;
+          for (Store store : {Store::kCached, Store::kStreaming}) {
+            Tensor fast = full(x.shape(), 0.5f);
+            cpu::softmax_backward(fast.data<float>(), y.data<float>(), g.data<float>(), rows, n,
+                                  0.8f, log, accumulate, store);
+            for (int64_t i = 0; i < rows * n; ++i)
+              ASSERT_NEAR(fast.data<float>()[i], naive.data<float>()[i],
+                          1e-5f + 1e-4f * std::abs(naive.data<float>()[i]))
+                  << threads << " threads, n " << n << ", log " << log << ", accumulate "
+                  << accumulate << ", streaming " << (store == Store::kStreaming) << ", row "
+                  << i / n << ", element " << i % n;
+          }
         }
       }
     }
   }
   set_num_threads(saved);
+}
+
+// Softmax's backward streams dx only for a fresh softmax gradient in long rows
+// that move more than the last-level cache holds.
+TEST(SoftmaxGrad, StreamsOnlyLongRowsLargerThanTheCache) {
+  const auto cache_rows = [](int64_t n) {  // rows whose y, g and dx fill the cache
+    return static_cast<int64_t>(last_level_cache_bytes() / (3 * sizeof(float) * n));
+  };
+  EXPECT_GT(last_level_cache_bytes(), size_t{0});
+  EXPECT_EQ(cpu::softmax_backward_store(2 * cache_rows(50000) + 2, 50000, false),
+            Store::kStreaming);
+  EXPECT_EQ(cpu::softmax_backward_store(cache_rows(50000), 50000, false), Store::kCached);
+  EXPECT_EQ(cpu::softmax_backward_store(2 * cache_rows(50000) + 2, 50000, true), Store::kCached);
+  EXPECT_EQ(cpu::softmax_backward_store(2 * cache_rows(1000) + 2, 1000, false), Store::kCached);
 }
 
 // The first backward into x writes a fresh gradient; later ones add to it.
