@@ -47,9 +47,8 @@ size_t cpuid_last_level_cache_bytes() {
 #if defined(__x86_64__) || defined(__i386__)
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return 0;
-  const bool amd = ebx == 0x68747541;  // "Auth"enticAMD
   unsigned leaf = 4;
-  if (amd) {
+  if (cpu_vendor() == CpuVendor::kAmd) {
     // The leaf exists with the topology extensions (0x80000001 ECX bit 22).
     if (__get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) == 0 || (ecx & (1u << 22)) == 0) return 0;
     leaf = 0x8000001D;
@@ -75,6 +74,16 @@ size_t cpuid_last_level_cache_bytes() {
 #else
   return 0;
 #endif
+}
+
+CpuVendor find_cpu_vendor() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return CpuVendor::kOther;
+  if (ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e) return CpuVendor::kIntel;
+  if (ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163) return CpuVendor::kAmd;
+#endif
+  return CpuVendor::kOther;
 }
 
 size_t find_last_level_cache_bytes() {
@@ -114,6 +123,11 @@ SimdPath best_simd_path() {
 }
 
 SimdPath simd_path() { return current_path; }
+
+CpuVendor cpu_vendor() {
+  static const CpuVendor vendor = find_cpu_vendor();
+  return vendor;
+}
 
 size_t last_level_cache_bytes() {
   static const size_t bytes = find_last_level_cache_bytes();

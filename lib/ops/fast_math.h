@@ -38,6 +38,11 @@ namespace bridle {
 // a streaming store into a line the cache holds must first evict it.
 size_t last_level_cache_bytes();
 
+// Who made this CPU (cpuid's vendor string), for the choices whose best setting
+// was measured to differ between Intel's and AMD's cores.
+enum class CpuVendor { kIntel, kAmd, kOther };
+CpuVendor cpu_vendor();
+
 // Makes this thread's streaming stores visible before its later stores (sfence).
 inline void store_fence() {
 #if defined(__SSE__)

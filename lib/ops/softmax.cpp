@@ -84,16 +84,23 @@ void softmax_backward_naive(float* dinp, const float* out, const float* dout, in
 // the shift allowed to trail the max so that no block needs a max at all, in a
 // pass of its own or in its exp loop.
 //
-// log_softmax's first pass is bound by the exps, its second by the memory it
-// writes; so on rows of several blocks each thread runs them a row apart, block
-// by block (row r's first pass, then row r-1's second pass over the same block),
-// and the writes of one row drain to memory while the next row's exps are
-// computed. The rest run a row's two passes before the next row's. Measured on
-// Zen 5, against the other choice: log_softmax [64 x 50000] 15% faster a row
-// apart, [4096 x 1000] (one block a row) 10% faster in turn; softmax, whose first
-// pass already writes the exps, 8-30% faster in turn on both shapes. The
-// backward (a sum over the row, then the write of dx) is two passes per row as
-// well: 10-20% faster than a row apart.
+// The first pass is bound by the exps or by the memory it reads, the second by
+// the memory it writes; so on rows of several blocks each thread may run them a
+// row apart, block by block (row r's first pass, then row r-1's second pass over
+// the same block: RowOrder::kRowApart), and the writes of one row drain to
+// memory while the next row's exps are computed. Otherwise a row's two passes
+// run before the next row's (kInTurn). softmax_forward_order chooses, as
+// measured against the other choice:
+//   - log_softmax: a row apart on rows longer than kPipelinedRow. Zen 5:
+//     [64 x 50000] 15% faster a row apart, [4096 x 1000] (one block a row) 10%
+//     faster in turn;
+//   - softmax, whose first pass already writes the exps: in turn on AMD's cores
+//     (Zen 5: 8-30% faster in turn on both shapes), a row apart elsewhere (a Xeon
+//     with 29 GB/s of copy per core, where both passes wait on memory: [64 x
+//     50000] 17-20% faster a row apart on 1 and 2 threads, [400 x 10000] up to
+//     14%, [2048 x 2000] 3%).
+// The backward (a sum over the row, then the write of dx) is two passes per row
+// as well: on Zen 5 10-20% faster in turn than a row apart.
 
 namespace {
 
@@ -103,7 +110,7 @@ constexpr int64_t kMaxBlocks = 256;
 // How long a block is. Each costs a call, a masked head and tail, a horizontal
 // sum and a branch on it (and, in the second pass, a scalar exp and a division),
 // so blocks are as long as the two things that want them short allow:
-//   - the pipeline (log_softmax on rows longer than kPipelinedRow) interleaves
+//   - the pipeline (rows longer than kPipelinedRow a row apart) interleaves
 //     one row's writes with the next row's exps, finely: 512 elements (2 KB);
 //     4 and 16 KB measured slower, 1 KB the same;
 //   - elsewhere the only cost of a long block is the redo of a block whose sum
@@ -270,9 +277,20 @@ float row_logsumexp(const float* x, int64_t n) {
   return shift + std::log(sum);
 }
 
+RowOrder softmax_forward_order(int64_t n, bool log) {
+  // See the comment at the top of the fast path.
+  const bool row_apart = n > kPipelinedRow && (log || cpu_vendor() != CpuVendor::kAmd);
+  return row_apart ? RowOrder::kRowApart : RowOrder::kInTurn;
+}
+
 int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, float inv_temp,
                         bool log) {
-  const bool pipelined = log && n > kPipelinedRow;  // see the comment at the top of the fast path
+  return softmax_forward(out, inp, rows, n, inv_temp, log, softmax_forward_order(n, log));
+}
+
+int64_t softmax_forward(float* out, const float* inp, int64_t rows, int64_t n, float inv_temp,
+                        bool log, RowOrder order) {
+  const bool pipelined = order == RowOrder::kRowApart;
   const int64_t block = block_size(n, pipelined);
   int64_t first_bad = std::numeric_limits<int64_t>::max();
 #pragma omp parallel reduction(min : first_bad) if (rows * n > kParallelWork)

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "../test_util.h"
 #include "ops/fast_math.h"
@@ -102,18 +104,29 @@ TEST(Softmax, FastKernelMatchesNaive) {
           Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
           EXPECT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 17, n, inv_temp, log),
                     -1);
+          Tensor other_order = Tensor::empty(x.shape());  // the order this CPU does not choose
+          const cpu::RowOrder order = cpu::softmax_forward_order(n, log) == cpu::RowOrder::kInTurn
+                                          ? cpu::RowOrder::kRowApart
+                                          : cpu::RowOrder::kInTurn;
+          EXPECT_EQ(cpu::softmax_forward(other_order.data<float>(), x.data<float>(), 17, n,
+                                         inv_temp, log, order),
+                    -1);
           EXPECT_EQ(cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 17, n, 1,
                                                inv_temp, log),
                     -1);
           if (log) {  // compare the finite entries; -inf must match exactly
-            std::vector<float> f = fast.to_vector(), g = naive.to_vector();
-            for (size_t i = 0; i < f.size(); ++i)
-              if (std::isinf(g[i]))
-                EXPECT_EQ(f[i], g[i]);
-              else
-                EXPECT_NEAR(f[i], g[i], 1e-5f + 1e-5f * std::abs(g[i]));
+            std::vector<float> g = naive.to_vector();
+            for (const Tensor& t : {fast, other_order}) {
+              std::vector<float> f = t.to_vector();
+              for (size_t i = 0; i < f.size(); ++i)
+                if (std::isinf(g[i]))
+                  EXPECT_EQ(f[i], g[i]);
+                else
+                  EXPECT_NEAR(f[i], g[i], 1e-5f + 1e-5f * std::abs(g[i]));
+            }
           } else {
             expect_close(fast, naive, 1e-7f, 1e-5f);
+            expect_close(other_order, naive, 1e-7f, 1e-5f);
           }
           Tensor dout = randn(x.shape(), gen);
           Tensor dfast = zeros(x.shape()), dnaive = zeros(x.shape());
@@ -134,13 +147,14 @@ TEST(Softmax, FastKernelMatchesNaive) {
 }
 
 // The fast forward reads a row once, block by block (512 elements for
-// log_softmax's pipeline, 16384 elsewhere), taking each block's exps against a
+// the pipeline, 16384 for rows in turn), taking each block's exps against a
 // shift that trails the running maximum (by at most 60) and rescaling
 // afterwards: rows whose maximum comes late (a little, or far beyond the gap,
 // which redoes the block), whose first block is all -inf, or whose values span a
 // large range must match the three-pass reference, and stay probabilities
-// (p <= 1, log p <= 0, rows summing to 1). Rows of 5000 are several blocks for
-// the pipeline and one for the rest; rows of 40000 are several for both.
+// (p <= 1, log p <= 0, rows summing to 1), in either order of the passes. Rows
+// of 5000 are several blocks for the pipeline and one in turn; rows of 40000 are
+// several for both.
 TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
   for_each_simd_path([] {
     for (const int64_t n : {5000, 40000}) {
@@ -155,9 +169,15 @@ TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
       }
       x.set({3, n - 1}, 80.0);      // one large value at the very end: beyond the gap
       x.set({4, n * 3 / 5}, 59.5);  // just inside the gap: kept, e^59.5 rescaled
-      for (bool log : {false, true}) {
+      for (auto [log, order] : {std::pair{false, cpu::RowOrder::kInTurn},
+                                {false, cpu::RowOrder::kRowApart},
+                                {true, cpu::RowOrder::kInTurn},
+                                {true, cpu::RowOrder::kRowApart}}) {
+        SCOPED_TRACE(std::string(log ? "log_softmax" : "softmax") +
+                     (order == cpu::RowOrder::kInTurn ? ", in turn" : ", a row apart"));
         Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
-        ASSERT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 5, n, 1.0f, log), -1);
+        ASSERT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 5, n, 1.0f, log, order),
+                  -1);
         ASSERT_EQ(
             cpu::softmax_forward_naive(naive.data<float>(), x.data<float>(), 5, n, 1, 1.0f, log),
             -1);
@@ -194,12 +214,12 @@ TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
   });
 }
 
-// Each thread runs its share of the rows in order, log_softmax's long rows as a
-// pipeline (row r's first pass beside row r-1's second), the others a row at a
-// time: with one to three threads, rows short (one block), long (several blocks
-// in log_softmax's pipeline) and longer (several blocks for both), the kernel
-// must report the first bad row, and write every good row, before and after the
-// bad ones, as the reference does.
+// Each thread runs its share of the rows in order, in turn or as a pipeline (row
+// r's first pass beside row r-1's second): with one to three threads, in either
+// order, rows short (one block), long (several blocks in the pipeline) and
+// longer (several blocks for both), the kernel must report the first bad row,
+// and write every good row, before and after the bad ones, as the reference
+// does.
 TEST(Softmax, RowsMatchTheReferenceAroundBadRows) {
   const int saved = get_num_threads();
   for (int threads : {1, 2, 3}) {
@@ -210,9 +230,15 @@ TEST(Softmax, RowsMatchTheReferenceAroundBadRows) {
       Tensor x = randn({rows, n}, gen) * 4.0f;
       x.set({4, n / 2}, std::numeric_limits<float>::quiet_NaN());
       x.set({7, 0}, kInf);
-      for (bool log : {false, true}) {
+      for (auto [log, order] : {std::pair{false, cpu::RowOrder::kInTurn},
+                                {false, cpu::RowOrder::kRowApart},
+                                {true, cpu::RowOrder::kInTurn},
+                                {true, cpu::RowOrder::kRowApart}}) {
+        SCOPED_TRACE(std::string(log ? "log_softmax" : "softmax") +
+                     (order == cpu::RowOrder::kInTurn ? ", in turn" : ", a row apart"));
         Tensor fast = full(x.shape(), 123.0f);
-        EXPECT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), rows, n, 1.0f, log), 4)
+        EXPECT_EQ(
+            cpu::softmax_forward(fast.data<float>(), x.data<float>(), rows, n, 1.0f, log, order), 4)
             << threads << " threads, n " << n;
         for (int64_t r = 0; r < rows; ++r) {
           if (r == 4 || r == 7) continue;
