@@ -272,6 +272,12 @@ void write_block(const PendingRow& row, int64_t begin, int64_t end, int64_t b, f
 }  // namespace
 
 float row_logsumexp(const float* x, int64_t n) {
+  // A row of one block whose sum stays in bounds, the common case, in one call:
+  // what online_shift_sum does for it, without its bookkeeping.
+  if (n > kShortRow && n <= kBlock && std::isfinite(x[0])) {
+    const float sum = row_exp_sum(x, n, x[0], 1.0f, nullptr);
+    if (std::isfinite(sum) && sum <= kMaxBlockSum) return x[0] + std::log(std::max(sum, 1.0f));
+  }
   float shift = 0.0f, sum = 0.0f;
   if (!online_shift_sum(x, n, 1.0f, shift, sum)) return std::numeric_limits<float>::quiet_NaN();
   return shift + std::log(sum);

@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "../test_util.h"
 #include "ops/fast_math.h"
@@ -93,6 +94,19 @@ TEST(Softmax, RowsSumToOneAlongAnyDim) {
   }
 }
 
+// softmax and log_softmax, each with its passes in turn and a row apart.
+std::vector<std::pair<bool, cpu::RowOrder>> every_forward() {
+  return {{false, cpu::RowOrder::kInTurn},
+          {false, cpu::RowOrder::kRowApart},
+          {true, cpu::RowOrder::kInTurn},
+          {true, cpu::RowOrder::kRowApart}};
+}
+
+std::string forward_name(bool log, cpu::RowOrder order) {
+  return std::string(log ? "log_softmax" : "softmax") +
+         (order == cpu::RowOrder::kInTurn ? ", in turn" : ", a row apart");
+}
+
 TEST(Softmax, FastKernelMatchesNaive) {
   for_each_simd_path([] {
     Generator gen(2);
@@ -169,12 +183,8 @@ TEST(Softmax, OnlineMaximumMatchesTwoPassReference) {
       }
       x.set({3, n - 1}, 80.0);      // one large value at the very end: beyond the gap
       x.set({4, n * 3 / 5}, 59.5);  // just inside the gap: kept, e^59.5 rescaled
-      for (auto [log, order] : {std::pair{false, cpu::RowOrder::kInTurn},
-                                {false, cpu::RowOrder::kRowApart},
-                                {true, cpu::RowOrder::kInTurn},
-                                {true, cpu::RowOrder::kRowApart}}) {
-        SCOPED_TRACE(std::string(log ? "log_softmax" : "softmax") +
-                     (order == cpu::RowOrder::kInTurn ? ", in turn" : ", a row apart"));
+      for (const auto& [log, order] : every_forward()) {
+        SCOPED_TRACE(forward_name(log, order));
         Tensor fast = Tensor::empty(x.shape()), naive = Tensor::empty(x.shape());
         ASSERT_EQ(cpu::softmax_forward(fast.data<float>(), x.data<float>(), 5, n, 1.0f, log, order),
                   -1);
@@ -230,12 +240,8 @@ TEST(Softmax, RowsMatchTheReferenceAroundBadRows) {
       Tensor x = randn({rows, n}, gen) * 4.0f;
       x.set({4, n / 2}, std::numeric_limits<float>::quiet_NaN());
       x.set({7, 0}, kInf);
-      for (auto [log, order] : {std::pair{false, cpu::RowOrder::kInTurn},
-                                {false, cpu::RowOrder::kRowApart},
-                                {true, cpu::RowOrder::kInTurn},
-                                {true, cpu::RowOrder::kRowApart}}) {
-        SCOPED_TRACE(std::string(log ? "log_softmax" : "softmax") +
-                     (order == cpu::RowOrder::kInTurn ? ", in turn" : ", a row apart"));
+      for (const auto& [log, order] : every_forward()) {
+        SCOPED_TRACE(forward_name(log, order));
         Tensor fast = full(x.shape(), 123.0f);
         EXPECT_EQ(
             cpu::softmax_forward(fast.data<float>(), x.data<float>(), rows, n, 1.0f, log, order), 4)
