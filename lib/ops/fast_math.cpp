@@ -43,6 +43,8 @@ SimdPath current_path = initial_path();
 
 // The largest data or unified cache that cpuid's cache leaf lists (Intel's 4,
 // AMD's 0x8000001D: the same layout), one instance of it; 0 if there is none.
+// Read here rather than through sysconf: glibc reports AMD's L3 from leaf
+// 0x80000006, which need not be one core complex's.
 size_t cpuid_last_level_cache_bytes() {
 #if defined(__x86_64__) || defined(__i386__)
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -78,10 +80,9 @@ size_t cpuid_last_level_cache_bytes() {
 
 CpuVendor find_cpu_vendor() {
 #if defined(__x86_64__) || defined(__i386__)
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return CpuVendor::kOther;
-  if (ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e) return CpuVendor::kIntel;
-  if (ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163) return CpuVendor::kAmd;
+  __builtin_cpu_init();  // libgcc's CPU model, as cpu_has_avx512 reads it
+  if (__builtin_cpu_is("intel")) return CpuVendor::kIntel;
+  if (__builtin_cpu_is("amd")) return CpuVendor::kAmd;
 #endif
   return CpuVendor::kOther;
 }
