@@ -181,7 +181,7 @@ step "nccl tests" nccl_tests
 # --- 7. the softmax kernels --------------------------------------------------------------
 bench() {
   local shape rc=0
-  for shape in "4096 50000" "64 50000" "4096 1000" "256 10"; do
+  for shape in "4096 50000" "64 50000" "1 1048576" "4096 1000" "256 10"; do
     set -- $shape
     "$work/bin/softmax_kernels_cuda" --rows "$1" --n "$2" | tee -a "$results/softmax_cuda.jsonl"
     ((PIPESTATUS[0] == 0)) || rc=1
@@ -196,7 +196,7 @@ torch_bench() {
     return 0
   fi
   local shape
-  for shape in "4096 50000" "64 50000" "4096 1000" "256 10"; do
+  for shape in "4096 50000" "64 50000" "1 1048576" "4096 1000" "256 10"; do
     set -- $shape
     python3 bench/softmax_kernels_torch_cuda.py --rows "$1" --n "$2" |
       tee -a "$results/softmax_torch_cuda.jsonl" || return 1

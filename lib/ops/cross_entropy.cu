@@ -1,8 +1,9 @@
 // Fused softmax cross-entropy with class targets, and nll_loss: the CUDA kernels
 // (the ops, the CPU kernels and the derivation are in cross_entropy.cpp).
 //
-// Forward, one row per warp (C <= kWarpRowMax) or per block: one online pass over
-// the logits gives lse = max + log(sum) (online_softmax.cuh) and, with label
+// Forward, one row per warp (C <= kWarpRowMax) or per block, or a few blocks per
+// row when the rows are few and long (row_split.h): one online pass over the
+// logits gives lse = max + log(sum) (online_softmax.cuh) and, with label
 // smoothing, sum_c w_c z_c and sum_c w_c in the same read; then
 //   nll    = w_y (lse - z_y)
 //   smooth = sum_c w_c (lse - z_c) = lse sum_c w_c - sum_c w_c z_c
@@ -20,6 +21,47 @@
 namespace bridle::cuda {
 namespace {
 
+// What one pass over (part of) a row of logits gathers: its (max, sum) and,
+// with label smoothing, sum_c w_c z_c and sum_c w_c.
+struct RowSums {
+  MaxSum max_sum{-INFINITY, 0.0f};
+  float weighted_logits = 0.0f, weights = 0.0f;
+};
+
+// Adds this thread's share of the logits z (groups as in add_elements); weight,
+// when given, is indexed as z is.
+template <int kWidth>
+__device__ __forceinline__ void add_logits(RowSums& acc, const float* z, const float* weight,
+                                           int64_t groups, int tid, int threads, float smoothing) {
+  for (int64_t k = tid; k < groups; k += threads) {
+    const Floats<kWidth> v = Floats<kWidth>::load(z + k * kWidth);
+#pragma unroll
+    for (int i = 0; i < kWidth; ++i) {
+      add_element(acc.max_sum, v.v[i], 1.0f);
+      if (smoothing > 0.0f) {
+        const float w = weight ? weight[k * kWidth + i] : 1.0f;
+        acc.weighted_logits += w * v.v[i];
+        acc.weights += w;
+      }
+    }
+  }
+}
+
+// A row's loss from its sums. A NaN logit makes the sum NaN; a row of all -inf
+// has lse = -inf + log(0) = -inf and lse - z_y = NaN: both give a NaN loss,
+// which the op reports.
+__device__ __forceinline__ void write_row_loss(float* row_loss, float* lse, int64_t row,
+                                               const RowSums& sums, float z_y, float w_y, int64_t C,
+                                               float smoothing) {
+  const float l = sums.max_sum.max + logf(sums.max_sum.sum);
+  const float nll = w_y * (l - z_y);
+  const float smooth = l * sums.weights - sums.weighted_logits;
+  lse[row] = l;
+  row_loss[row] = smoothing > 0.0f
+                      ? (1.0f - smoothing) * nll + smoothing / static_cast<float>(C) * smooth
+                      : nll;
+}
+
 template <bool kBlock, int kWidth, typename Target>
 __global__ void cross_entropy_forward_kernel(float* __restrict__ row_loss, float* __restrict__ lse,
                                              const float* __restrict__ logits,
@@ -34,37 +76,85 @@ __global__ void cross_entropy_forward_kernel(float* __restrict__ row_loss, float
     return;
   }
   const float* z = logits + slot.row * C;
-  MaxSum acc{-INFINITY, 0.0f};
-  float weighted_logits = 0.0f, weights = 0.0f;  // sum_c w_c z_c, sum_c w_c (smoothing only)
-  for (int64_t k = slot.tid; k < C / kWidth; k += slot.threads) {
-    const Floats<kWidth> v = Floats<kWidth>::load(z + k * kWidth);
-#pragma unroll
-    for (int i = 0; i < kWidth; ++i) {
-      add_element(acc, v.v[i], 1.0f);
-      if (smoothing > 0.0f) {
-        const float w = weight ? weight[k * kWidth + i] : 1.0f;
-        weighted_logits += w * v.v[i];
-        weights += w;
-      }
-    }
-  }
-  acc = reduce_row<kBlock>(
-      acc, [](MaxSum a, MaxSum b) { return combine(a, b, 1.0f); }, MaxSum{-INFINITY, 0.0f});
+  RowSums acc;
+  add_logits<kWidth>(acc, z, weight, C / kWidth, slot.tid, slot.threads, smoothing);
+  acc.max_sum = reduce_row<kBlock>(
+      acc.max_sum, [](MaxSum a, MaxSum b) { return combine(a, b, 1.0f); }, MaxSum{-INFINITY, 0.0f});
   if (smoothing > 0.0f) {
-    weighted_logits = row_sum<kBlock>(weighted_logits);
-    weights = row_sum<kBlock>(weights);
+    acc.weighted_logits = row_sum<kBlock>(acc.weighted_logits);
+    acc.weights = row_sum<kBlock>(acc.weights);
   }
-  if (slot.tid != 0) return;
-  // A NaN logit makes the sum NaN; a row of all -inf has max -inf and a NaN lse
-  // after (-inf) + log(0): both give a NaN loss, which the op reports.
-  const float l = acc.max + logf(acc.sum);
-  const float nll = (weight ? weight[y] : 1.0f) * (l - z[y]);
-  const float smooth = l * weights - weighted_logits;
-  lse[slot.row] = l;
-  row_loss[slot.row] = smoothing > 0.0f
-                           ? (1.0f - smoothing) * nll + smoothing / static_cast<float>(C) * smooth
-                           : nll;
+  if (slot.tid == 0)
+    write_row_loss(row_loss, lse, slot.row, acc, z[y], weight ? weight[y] : 1.0f, C, smoothing);
 }
+
+// Few long rows, split across blocks (row_split.h): each chunk's sums, then one
+// thread per row combines its chunks' in chunk order.
+template <int kWidth, typename Target>
+__global__ void cross_entropy_chunk_sums_kernel(RowSums* __restrict__ partials,
+                                                const float* __restrict__ logits,
+                                                const Target* __restrict__ targets,
+                                                const float* __restrict__ weight, int64_t C,
+                                                int64_t chunk_len, int64_t ignore_index,
+                                                float smoothing) {
+  const ChunkSlot chunk(C, chunk_len);
+  if (static_cast<int64_t>(targets[chunk.row]) == ignore_index) return;  // the whole block
+  RowSums acc;
+  add_logits<kWidth>(acc, logits + chunk.row * C + chunk.begin,
+                     weight ? weight + chunk.begin : nullptr, chunk.groups<kWidth>(), threadIdx.x,
+                     blockDim.x, smoothing);
+  acc.max_sum = block_reduce(
+      acc.max_sum, [](MaxSum a, MaxSum b) { return combine(a, b, 1.0f); }, MaxSum{-INFINITY, 0.0f});
+  if (smoothing > 0.0f) {
+    acc.weighted_logits = block_sum(acc.weighted_logits);
+    acc.weights = block_sum(acc.weights);
+  }
+  if (threadIdx.x == 0) partials[chunk.partial()] = acc;
+}
+
+template <typename Target>
+__global__ void cross_entropy_combine_chunks_kernel(
+    float* __restrict__ row_loss, float* __restrict__ lse, const RowSums* __restrict__ partials,
+    const float* __restrict__ logits, const Target* __restrict__ targets,
+    const float* __restrict__ weight, int64_t B, int64_t C, int64_t chunks, int64_t ignore_index,
+    float smoothing) {
+  BRIDLE_GRID_STRIDE_LOOP(b, B) {
+    const int64_t y = static_cast<int64_t>(targets[b]);
+    if (y == ignore_index) {
+      row_loss[b] = lse[b] = 0.0f;
+      continue;
+    }
+    RowSums sums;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const RowSums& p = partials[b * chunks + c];
+      sums.max_sum = combine(sums.max_sum, p.max_sum, 1.0f);
+      sums.weighted_logits += p.weighted_logits;
+      sums.weights += p.weights;
+    }
+    write_row_loss(row_loss, lse, b, sums, logits[b * C + y], weight ? weight[y] : 1.0f, C,
+                   smoothing);
+  }
+}
+
+// The host side of the split kernels (launch_rows_or_split).
+template <int kWidth>
+struct ForwardSplit {
+  template <typename Target>
+  static void run(const RowSplit& split, float* row_loss, float* lse, const float* logits,
+                  const Target* targets, const float* weight, int64_t B, int64_t C,
+                  int64_t ignore_index, float smoothing) {
+    Workspace partials(sizeof(RowSums) * static_cast<size_t>(B * split.chunks));
+    auto* p = static_cast<RowSums*>(partials.data());
+    cross_entropy_chunk_sums_kernel<kWidth>
+        <<<split_grid(split, B), kSplitRowThreads, 0, stream()>>>(
+            p, logits, targets, weight, C, split.chunk_len, ignore_index, smoothing);
+    BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_chunk_sums_kernel");
+    constexpr int kThreads = 128;
+    cross_entropy_combine_chunks_kernel<<<blocks_for(B, kThreads), kThreads, 0, stream()>>>(
+        row_loss, lse, p, logits, targets, weight, B, C, split.chunks, ignore_index, smoothing);
+    BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_combine_chunks_kernel");
+  }
+};
 
 template <int kWidth, typename Target>
 __global__ void cross_entropy_backward_kernel(
@@ -109,8 +199,9 @@ template <typename Target>
 void forward(float* row_loss, float* lse, const float* logits, const Target* targets,
              const float* weight, int64_t B, int64_t C, int64_t ignore_index, float smoothing) {
   if (B == 0) return;
-  launch_rows<ForwardLaunch>(B, C, float4_rows(C, {logits}), row_loss, lse, logits, targets, weight,
-                             B, C, ignore_index, smoothing);
+  launch_rows_or_split<ForwardSplit, ForwardLaunch>(B, C, float4_rows(C, {logits}), row_loss, lse,
+                                                    logits, targets, weight, B, C, ignore_index,
+                                                    smoothing);
   BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_forward_kernel");
 }
 
@@ -136,7 +227,35 @@ void backward(float* dlogits, const float* logits, const float* lse, const Targe
 // Probability targets: a row per warp or block, two reads of it. The first
 // finds lse online; the second sums w_c t'_c (lse - z_c) term by term, as the
 // CPU does, rather than lse sum w t' - sum w t' z, which loses the loss to
-// cancellation when the logits are large and the loss small.
+// cancellation when the logits are large and the loss small. Few long rows are
+// split across blocks: a third kernel then adds each row's chunks' terms.
+
+// The loss terms of this thread's share of a row (groups as in add_elements),
+// t'_c = (1 - smoothing) t_c + smoothing / C:
+//   sum  += w_c t'_c (lse - z_c)
+//   mass += w_c t'_c
+template <int kWidth>
+__device__ __forceinline__ void add_soft_terms(float& sum, float& mass, const float* z,
+                                               const float* t, const float* weight, int64_t groups,
+                                               int tid, int threads, float l, float smoothing,
+                                               int64_t C) {
+  const float keep = 1.0f - smoothing, spread = smoothing / static_cast<float>(C);
+  for (int64_t k = tid; k < groups; k += threads) {
+    const Floats<kWidth> zv = Floats<kWidth>::load(z + k * kWidth);
+    const Floats<kWidth> tv = Floats<kWidth>::load(t + k * kWidth);
+#pragma unroll
+    for (int i = 0; i < kWidth; ++i) {
+      const float wt = (weight ? weight[k * kWidth + i] : 1.0f) * (keep * tv.v[i] + spread);
+      sum += wt * (l - zv.v[i]);
+      mass += wt;
+    }
+  }
+}
+
+// A NaN logit makes the sum NaN; a row of all -inf has lse -inf and every
+// lse - z_c NaN: either way the loss is NaN, which the op reports.
+__device__ __forceinline__ float row_lse(MaxSum row) { return row.max + logf(row.sum); }
+
 template <bool kBlock, int kWidth>
 __global__ void cross_entropy_soft_forward_kernel(
     float* __restrict__ row_loss, float* __restrict__ lse, float* __restrict__ target_mass,
@@ -147,28 +266,14 @@ __global__ void cross_entropy_soft_forward_kernel(
   const float* z = logits + slot.row * C;
   const float* t = targets + slot.row * C;
   MaxSum acc{-INFINITY, 0.0f};
-  for (int64_t k = slot.tid; k < C / kWidth; k += slot.threads) {
-    const Floats<kWidth> v = Floats<kWidth>::load(z + k * kWidth);
-#pragma unroll
-    for (int i = 0; i < kWidth; ++i) add_element(acc, v.v[i], 1.0f);
-  }
+  bool has_nan = false;  // unused: a NaN shows in the loss
+  add_elements<kWidth>(acc, has_nan, z, C / kWidth, slot.tid, slot.threads, 1.0f);
   acc = reduce_row<kBlock>(
       acc, [](MaxSum a, MaxSum b) { return combine(a, b, 1.0f); }, MaxSum{-INFINITY, 0.0f});
-  // A NaN logit makes the sum NaN, and a row of all -inf has a NaN sum (exp of
-  // -inf - -inf): either way the loss is NaN, which the op reports.
-  const float l = acc.max + logf(acc.sum);
-  const float keep = 1.0f - smoothing, spread = smoothing / static_cast<float>(C);
+  const float l = row_lse(acc);
   float sum = 0.0f, mass = 0.0f;
-  for (int64_t k = slot.tid; k < C / kWidth; k += slot.threads) {
-    const Floats<kWidth> zv = Floats<kWidth>::load(z + k * kWidth);
-    const Floats<kWidth> tv = Floats<kWidth>::load(t + k * kWidth);
-#pragma unroll
-    for (int i = 0; i < kWidth; ++i) {
-      const float wt = (weight ? weight[k * kWidth + i] : 1.0f) * (keep * tv.v[i] + spread);
-      sum += wt * (l - zv.v[i]);
-      mass += wt;
-    }
-  }
+  add_soft_terms<kWidth>(sum, mass, z, t, weight, C / kWidth, slot.tid, slot.threads, l, smoothing,
+                         C);
   sum = row_sum<kBlock>(sum);
   mass = row_sum<kBlock>(mass);
   if (slot.tid != 0) return;
@@ -176,6 +281,78 @@ __global__ void cross_entropy_soft_forward_kernel(
   lse[slot.row] = l;
   target_mass[slot.row] = mass;
 }
+
+template <int kWidth>
+__global__ void cross_entropy_soft_chunk_max_sum_kernel(MaxSum* __restrict__ partials,
+                                                        const float* __restrict__ logits, int64_t C,
+                                                        int64_t chunk_len) {
+  const ChunkSlot chunk(C, chunk_len);
+  bool has_nan;  // unused: a NaN shows in the loss
+  const MaxSum acc = chunk_max_sum<kWidth>(logits, C, chunk, 1.0f, has_nan);
+  if (threadIdx.x == 0) partials[chunk.partial()] = acc;
+}
+
+// A chunk's share of its row's loss and target mass; chunk 0 writes the row's lse.
+struct SoftTerms {
+  float sum, mass;
+};
+
+template <int kWidth>
+__global__ void cross_entropy_soft_chunk_terms_kernel(
+    SoftTerms* __restrict__ terms, float* __restrict__ lse, const MaxSum* __restrict__ partials,
+    const float* __restrict__ logits, const float* __restrict__ targets,
+    const float* __restrict__ weight, int64_t C, int64_t chunk_len, float smoothing) {
+  const ChunkSlot chunk(C, chunk_len);
+  const float l = row_lse(combine_chunks(partials + chunk.row * chunk.chunks, chunk.chunks, 1.0f));
+  const int64_t offset = chunk.row * C + chunk.begin;
+  float sum = 0.0f, mass = 0.0f;
+  add_soft_terms<kWidth>(sum, mass, logits + offset, targets + offset,
+                         weight ? weight + chunk.begin : nullptr, chunk.groups<kWidth>(),
+                         threadIdx.x, blockDim.x, l, smoothing, C);
+  sum = block_sum(sum);
+  mass = block_sum(mass);
+  if (threadIdx.x != 0) return;
+  terms[chunk.partial()] = {sum, mass};
+  if (chunk.chunk == 0) lse[chunk.row] = l;
+}
+
+__global__ void cross_entropy_soft_combine_chunks_kernel(float* __restrict__ row_loss,
+                                                         float* __restrict__ target_mass,
+                                                         const SoftTerms* __restrict__ terms,
+                                                         int64_t B, int64_t chunks) {
+  BRIDLE_GRID_STRIDE_LOOP(b, B) {
+    float sum = 0.0f, mass = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) {
+      sum += terms[b * chunks + c].sum;
+      mass += terms[b * chunks + c].mass;
+    }
+    row_loss[b] = sum;
+    target_mass[b] = mass;
+  }
+}
+
+template <int kWidth>
+struct SoftForwardSplit {
+  static void run(const RowSplit& split, float* row_loss, float* lse, float* target_mass,
+                  const float* logits, const float* targets, const float* weight, int64_t B,
+                  int64_t C, float smoothing) {
+    const size_t count = static_cast<size_t>(B * split.chunks);
+    Workspace max_sums(sizeof(MaxSum) * count), terms(sizeof(SoftTerms) * count);
+    auto* m = static_cast<MaxSum*>(max_sums.data());
+    auto* t = static_cast<SoftTerms*>(terms.data());
+    const dim3 grid = split_grid(split, B);
+    cross_entropy_soft_chunk_max_sum_kernel<kWidth>
+        <<<grid, kSplitRowThreads, 0, stream()>>>(m, logits, C, split.chunk_len);
+    BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_soft_chunk_max_sum_kernel");
+    cross_entropy_soft_chunk_terms_kernel<kWidth><<<grid, kSplitRowThreads, 0, stream()>>>(
+        t, lse, m, logits, targets, weight, C, split.chunk_len, smoothing);
+    BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_soft_chunk_terms_kernel");
+    constexpr int kThreads = 128;
+    cross_entropy_soft_combine_chunks_kernel<<<blocks_for(B, kThreads), kThreads, 0, stream()>>>(
+        row_loss, target_mass, t, B, split.chunks);
+    BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_soft_combine_chunks_kernel");
+  }
+};
 
 template <int kWidth>
 __global__ void cross_entropy_soft_backward_kernel(
@@ -287,8 +464,9 @@ void cross_entropy_soft_forward(float* row_loss, float* lse, float* target_mass,
                                 const float* logits, const float* targets, const float* weight,
                                 int64_t B, int64_t C, float smoothing) {
   if (B == 0) return;
-  launch_rows<SoftForwardLaunch>(B, C, float4_rows(C, {logits, targets}), row_loss, lse,
-                                 target_mass, logits, targets, weight, B, C, smoothing);
+  launch_rows_or_split<SoftForwardSplit, SoftForwardLaunch>(B, C, float4_rows(C, {logits, targets}),
+                                                            row_loss, lse, target_mass, logits,
+                                                            targets, weight, B, C, smoothing);
   BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_soft_forward_kernel");
 }
 

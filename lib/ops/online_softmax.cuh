@@ -1,6 +1,7 @@
 // The pieces of an online softmax pass shared by softmax.cu and
 // cross_entropy.cu: the running (max, sum) of a row and how two combine, and the
-// row layouts (a warp per short row, a block per long one).
+// row layouts (a warp per short row, a block per long one, several blocks per
+// long row when there are few rows: row_split.h).
 //
 // Online softmax (Milakov & Gimelshein 2018): each thread keeps a running max m
 // and a sum s of exp((x - m) / T) over its share of a row, rescaling s when m
@@ -10,6 +11,7 @@
 
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/device_utils.cuh"
+#include "ops/row_split.h"
 
 namespace bridle::cuda {
 
@@ -41,6 +43,22 @@ __device__ __forceinline__ void add_element(MaxSum& acc, float x, float inv_temp
     acc.max = x;
   } else if (x != -INFINITY) {
     acc.sum += expf((x - acc.max) * inv_temp);
+  }
+}
+
+// Adds this thread's share of x to acc: float groups tid, tid + threads, ... of
+// the `groups` groups of kWidth floats. Flags a NaN (whose exp makes the sum NaN
+// without telling which row had it).
+template <int kWidth>
+__device__ __forceinline__ void add_elements(MaxSum& acc, bool& has_nan, const float* x,
+                                             int64_t groups, int tid, int threads, float inv_temp) {
+  for (int64_t k = tid; k < groups; k += threads) {
+    const Floats<kWidth> v = Floats<kWidth>::load(x + k * kWidth);
+#pragma unroll
+    for (int i = 0; i < kWidth; ++i) {
+      add_element(acc, v.v[i], inv_temp);
+      has_nan |= isnan(v.v[i]);
+    }
   }
 }
 
@@ -78,6 +96,60 @@ __device__ __forceinline__ bool row_any(bool flag) {
   return __any_sync(kFullMask, flag);
 }
 
+// A chunk of a split row: block (x, y) of a split launch takes chunk x of row y,
+// elements [begin, end) of the row, and its threads take every blockDim.x-th
+// group of kWidth floats in it.
+struct ChunkSlot {
+  int64_t row, chunk, chunks, begin, end;
+  __device__ ChunkSlot(int64_t n, int64_t chunk_len)
+      : row(blockIdx.y), chunk(blockIdx.x), chunks(gridDim.x) {
+    begin = chunk * chunk_len;
+    end = min(n, begin + chunk_len);
+  }
+  // Where this chunk's partial result goes: [rows, chunks], row-major.
+  __device__ int64_t partial() const { return row * chunks + chunk; }
+  // Groups of kWidth floats in the chunk (chunk_len is a multiple of 4).
+  template <int kWidth>
+  __device__ int64_t groups() const {
+    return (end - begin) / kWidth;
+  }
+};
+
+// The (max, sum) of a chunk of the rows x (row length n), reduced over the
+// block, every thread getting it; has_nan (the same on every thread) says
+// whether the chunk holds a NaN.
+template <int kWidth>
+__device__ MaxSum chunk_max_sum(const float* x, int64_t n, const ChunkSlot& chunk, float inv_temp,
+                                bool& has_nan) {
+  MaxSum acc{-INFINITY, 0.0f};
+  has_nan = false;
+  add_elements<kWidth>(acc, has_nan, x + chunk.row * n + chunk.begin, chunk.groups<kWidth>(),
+                       threadIdx.x, blockDim.x, inv_temp);
+  acc = block_reduce(
+      acc, [inv_temp](MaxSum a, MaxSum b) { return combine(a, b, inv_temp); },
+      MaxSum{-INFINITY, 0.0f});
+  has_nan = __syncthreads_or(has_nan);
+  return acc;
+}
+
+// A row's (max, sum) from its chunks' partials, combined in chunk order, so that
+// every block of the row computes the same bits.
+__device__ __forceinline__ MaxSum combine_chunks(const MaxSum* partials, int64_t chunks,
+                                                 float inv_temp) {
+  MaxSum acc{-INFINITY, 0.0f};
+  for (int64_t c = 0; c < chunks; ++c) acc = combine(acc, partials[c], inv_temp);
+  return acc;
+}
+
+// The grid of a split launch: chunks x rows. rows < kSplitBlocksPerMultiprocessor
+// * multiprocessors whenever split_long_rows splits, far below gridDim.y's 65535.
+inline dim3 split_grid(const RowSplit& split, int64_t rows) {
+  return dim3(static_cast<unsigned>(split.chunks), static_cast<unsigned>(rows));
+}
+
+static_assert(2 * kMinChunkElements > kWarpRowMax,
+              "a split row must be one the one-row kernels give a block, not a warp");
+
 // Launches kernel<kBlock, kWidth> for contiguous rows, picking the shape:
 // a warp per row for short rows, a block per row for long ones, float4 when aligned.
 template <template <bool, int> class Launch, typename... Args>
@@ -98,6 +170,20 @@ void launch_rows(int64_t rows, int64_t n, bool vectorize, Args... args) {
       Launch<true, 4>::run(blocks, threads, s, args...);
     else
       Launch<true, 1>::run(blocks, threads, s, args...);
+  }
+}
+
+// As launch_rows, but rows too few to fill the GPU and long enough to split
+// (row_split.h) go to Split<kWidth>::run(split, args...) instead.
+template <template <int> class Split, template <bool, int> class Launch, typename... Args>
+void launch_rows_or_split(int64_t rows, int64_t n, bool vectorize, Args... args) {
+  const RowSplit split = split_long_rows(rows, n, multiprocessor_count());
+  if (split.chunks == 1) {
+    launch_rows<Launch>(rows, n, vectorize, args...);
+  } else if (vectorize) {
+    Split<4>::run(split, args...);
+  } else {
+    Split<1>::run(split, args...);
   }
 }
 

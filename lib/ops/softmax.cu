@@ -5,7 +5,9 @@
 // for its max and sum, once to write the output.
 //   - The first pass is online: max and sum in one read (online_softmax.cuh).
 //   - Rows of up to kWarpRowMax elements get one warp each (no shared memory,
-//     no __syncthreads, four rows per block); longer rows get a block each.
+//     no __syncthreads, four rows per block); longer rows get a block each, or,
+//     when too few to fill the GPU, several (row_split.h: two kernels, the
+//     first writing each chunk's partial max and sum).
 //   - Rows whose every start is 16-byte aligned (n a multiple of 4) are read and
 //     written as float4: a quarter of the memory instructions.
 // Rows with no finite maximum (all -inf, or a +inf or NaN) have no softmax; the
@@ -28,6 +30,61 @@
 namespace bridle::cuda {
 namespace {
 
+// Writes this thread's share of y = softmax(x) (or log_softmax) from the row's
+// (max, sum); the groups as in add_elements.
+template <int kWidth>
+__device__ __forceinline__ void write_softmax(float* y, const float* x, int64_t groups, int tid,
+                                              int threads, MaxSum row, float inv_temp, bool log) {
+  const float inv_sum = 1.0f / row.sum, log_sum = logf(row.sum);
+  for (int64_t k = tid; k < groups; k += threads) {
+    Floats<kWidth> v = Floats<kWidth>::load(x + k * kWidth);
+#pragma unroll
+    for (int i = 0; i < kWidth; ++i) {
+      const float z = (v.v[i] - row.max) * inv_temp;
+      v.v[i] = log ? z - log_sum : expf(z) * inv_sum;
+    }
+    v.store(y + k * kWidth);
+  }
+}
+
+// This thread's share of the backward's row sum: sum_k g_k y_k (softmax) or
+// sum_k g_k (log_softmax).
+template <int kWidth>
+__device__ __forceinline__ float thread_grad_sum(const float* y, const float* g, int64_t groups,
+                                                 int tid, int threads, bool log) {
+  float acc = 0.0f;
+  for (int64_t k = tid; k < groups; k += threads) {
+    const Floats<kWidth> gv = Floats<kWidth>::load(g + k * kWidth);
+    const Floats<kWidth> yv = Floats<kWidth>::load(y + k * kWidth);
+#pragma unroll
+    for (int i = 0; i < kWidth; ++i) acc += log ? gv.v[i] : gv.v[i] * yv.v[i];
+  }
+  return acc;
+}
+
+// softmax:     dx = y (g - sum_k g_k y_k) / T
+// log_softmax: dx = (g - exp(y) sum_k g_k) / T
+template <int kWidth>
+__device__ __forceinline__ void write_softmax_grad(float* dx, const float* y, const float* g,
+                                                   int64_t groups, int tid, int threads,
+                                                   float row_sum, float inv_temp, bool log,
+                                                   bool accumulate) {
+  for (int64_t k = tid; k < groups; k += threads) {
+    const Floats<kWidth> gv = Floats<kWidth>::load(g + k * kWidth);
+    const Floats<kWidth> yv = Floats<kWidth>::load(y + k * kWidth);
+    Floats<kWidth> d = {};
+    if (accumulate) d = Floats<kWidth>::load(dx + k * kWidth);
+#pragma unroll
+    for (int i = 0; i < kWidth; ++i) {
+      const float grad = log ? gv.v[i] - expf(yv.v[i]) * row_sum : yv.v[i] * (gv.v[i] - row_sum);
+      d.v[i] += grad * inv_temp;
+    }
+    d.store(dx + k * kWidth);
+  }
+}
+
+// A warp or a block per row: both passes in one kernel (the second read of the
+// row mostly hits L2).
 template <bool kBlock, int kWidth>
 __global__ void softmax_forward_kernel(float* __restrict__ out, const float* __restrict__ inp,
                                        int64_t rows, int64_t n, float inv_temp, bool log,
@@ -35,38 +92,18 @@ __global__ void softmax_forward_kernel(float* __restrict__ out, const float* __r
   const RowSlot<kBlock> slot;
   if (slot.row >= rows) return;  // a whole warp at once: rows are warp-uniform
   const float* x = inp + slot.row * n;
-  float* y = out + slot.row * n;
-
   MaxSum acc{-INFINITY, 0.0f};
   bool has_nan = false;
-  for (int64_t k = slot.tid; k < n / kWidth; k += slot.threads) {
-    const Floats<kWidth> v = Floats<kWidth>::load(x + k * kWidth);
-#pragma unroll
-    for (int i = 0; i < kWidth; ++i) {
-      add_element(acc, v.v[i], inv_temp);
-      has_nan |= isnan(v.v[i]);
-    }
-  }
+  add_elements<kWidth>(acc, has_nan, x, n / kWidth, slot.tid, slot.threads, inv_temp);
   auto combine_op = [inv_temp](MaxSum a, MaxSum b) { return combine(a, b, inv_temp); };
   acc = reduce_row<kBlock>(acc, combine_op, MaxSum{-INFINITY, 0.0f});
   has_nan = row_any<kBlock>(has_nan);
   if ((has_nan || !isfinite(acc.max)) && slot.tid == 0)
     atomicMin(first_bad_row, static_cast<unsigned long long>(slot.row));
-
-  const float max = acc.max, inv_sum = 1.0f / acc.sum, log_sum = logf(acc.sum);
-  for (int64_t k = slot.tid; k < n / kWidth; k += slot.threads) {
-    Floats<kWidth> v = Floats<kWidth>::load(x + k * kWidth);
-#pragma unroll
-    for (int i = 0; i < kWidth; ++i) {
-      const float z = (v.v[i] - max) * inv_temp;
-      v.v[i] = log ? z - log_sum : expf(z) * inv_sum;
-    }
-    v.store(y + k * kWidth);
-  }
+  write_softmax<kWidth>(out + slot.row * n, x, n / kWidth, slot.tid, slot.threads, acc, inv_temp,
+                        log);
 }
 
-// softmax:     dx = y (g - sum_k g_k y_k) / T
-// log_softmax: dx = (g - exp(y) sum_k g_k) / T
 template <bool kBlock, int kWidth>
 __global__ void softmax_backward_kernel(float* __restrict__ dinp, const float* __restrict__ out,
                                         const float* __restrict__ dout, int64_t rows, int64_t n,
@@ -75,29 +112,70 @@ __global__ void softmax_backward_kernel(float* __restrict__ dinp, const float* _
   if (slot.row >= rows) return;
   const float* y = out + slot.row * n;
   const float* g = dout + slot.row * n;
-  float* dx = dinp + slot.row * n;
+  const float sum =
+      row_sum<kBlock>(thread_grad_sum<kWidth>(y, g, n / kWidth, slot.tid, slot.threads, log));
+  write_softmax_grad<kWidth>(dinp + slot.row * n, y, g, n / kWidth, slot.tid, slot.threads, sum,
+                             inv_temp, log, accumulate);
+}
 
-  float acc = 0.0f;
-  for (int64_t k = slot.tid; k < n / kWidth; k += slot.threads) {
-    const Floats<kWidth> gv = Floats<kWidth>::load(g + k * kWidth);
-    const Floats<kWidth> yv = Floats<kWidth>::load(y + k * kWidth);
-#pragma unroll
-    for (int i = 0; i < kWidth; ++i) acc += log ? gv.v[i] : gv.v[i] * yv.v[i];
-  }
-  acc = row_sum<kBlock>(acc);
+// Few long rows, split across blocks (row_split.h). The forward's first kernel
+// writes each chunk's (max, sum); the second combines its row's and writes its
+// chunk. A NaN is reported by the chunk that holds it, a row without a finite
+// maximum by its chunk 0.
+template <int kWidth>
+__global__ void softmax_chunk_max_sum_kernel(MaxSum* __restrict__ partials,
+                                             const float* __restrict__ inp, int64_t n,
+                                             int64_t chunk_len, float inv_temp,
+                                             unsigned long long* first_bad_row) {
+  const ChunkSlot chunk(n, chunk_len);
+  bool has_nan;
+  const MaxSum acc = chunk_max_sum<kWidth>(inp, n, chunk, inv_temp, has_nan);
+  if (threadIdx.x != 0) return;
+  partials[chunk.partial()] = acc;
+  if (has_nan) atomicMin(first_bad_row, static_cast<unsigned long long>(chunk.row));
+}
 
-  for (int64_t k = slot.tid; k < n / kWidth; k += slot.threads) {
-    const Floats<kWidth> gv = Floats<kWidth>::load(g + k * kWidth);
-    const Floats<kWidth> yv = Floats<kWidth>::load(y + k * kWidth);
-    Floats<kWidth> d = {};
-    if (accumulate) d = Floats<kWidth>::load(dx + k * kWidth);
-#pragma unroll
-    for (int i = 0; i < kWidth; ++i) {
-      const float grad = log ? gv.v[i] - expf(yv.v[i]) * acc : yv.v[i] * (gv.v[i] - acc);
-      d.v[i] += grad * inv_temp;
-    }
-    d.store(dx + k * kWidth);
-  }
+template <int kWidth>
+__global__ void softmax_chunk_write_kernel(float* __restrict__ out, const float* __restrict__ inp,
+                                           const MaxSum* __restrict__ partials, int64_t n,
+                                           int64_t chunk_len, float inv_temp, bool log,
+                                           unsigned long long* first_bad_row) {
+  const ChunkSlot chunk(n, chunk_len);
+  const MaxSum row = combine_chunks(partials + chunk.row * chunk.chunks, chunk.chunks, inv_temp);
+  if (chunk.chunk == 0 && threadIdx.x == 0 && !isfinite(row.max))
+    atomicMin(first_bad_row, static_cast<unsigned long long>(chunk.row));
+  const int64_t offset = chunk.row * n + chunk.begin;
+  write_softmax<kWidth>(out + offset, inp + offset, chunk.groups<kWidth>(), threadIdx.x, blockDim.x,
+                        row, inv_temp, log);
+}
+
+// The backward's: each chunk's share of the row sum, then dx from their total
+// (summed in chunk order).
+template <int kWidth>
+__global__ void softmax_backward_chunk_sum_kernel(float* __restrict__ partials,
+                                                  const float* __restrict__ out,
+                                                  const float* __restrict__ dout, int64_t n,
+                                                  int64_t chunk_len, bool log) {
+  const ChunkSlot chunk(n, chunk_len);
+  const int64_t offset = chunk.row * n + chunk.begin;
+  const float sum = block_sum(thread_grad_sum<kWidth>(
+      out + offset, dout + offset, chunk.groups<kWidth>(), threadIdx.x, blockDim.x, log));
+  if (threadIdx.x == 0) partials[chunk.partial()] = sum;
+}
+
+template <int kWidth>
+__global__ void softmax_backward_chunk_write_kernel(float* __restrict__ dinp,
+                                                    const float* __restrict__ out,
+                                                    const float* __restrict__ dout,
+                                                    const float* __restrict__ partials, int64_t n,
+                                                    int64_t chunk_len, float inv_temp, bool log,
+                                                    bool accumulate) {
+  const ChunkSlot chunk(n, chunk_len);
+  float sum = 0.0f;
+  for (int64_t c = 0; c < chunk.chunks; ++c) sum += partials[chunk.row * chunk.chunks + c];
+  const int64_t offset = chunk.row * n + chunk.begin;
+  write_softmax_grad<kWidth>(dinp + offset, out + offset, dout + offset, chunk.groups<kWidth>(),
+                             threadIdx.x, blockDim.x, sum, inv_temp, log, accumulate);
 }
 
 // A row along a dim other than the last: [outer, n, inner], one thread per (o, i).
@@ -225,6 +303,39 @@ struct BackwardLaunch {
   }
 };
 
+// The host side of the split kernels (launch_rows_or_split).
+template <int kWidth>
+struct ForwardSplit {
+  static void run(const RowSplit& split, float* out, const float* inp, int64_t rows, int64_t n,
+                  float inv_temp, bool log, unsigned long long* first_bad_row) {
+    Workspace partials(sizeof(MaxSum) * static_cast<size_t>(rows * split.chunks));
+    auto* p = static_cast<MaxSum*>(partials.data());
+    const dim3 grid = split_grid(split, rows);
+    softmax_chunk_max_sum_kernel<kWidth><<<grid, kSplitRowThreads, 0, stream()>>>(
+        p, inp, n, split.chunk_len, inv_temp, first_bad_row);
+    BRIDLE_CUDA_CHECK_LAUNCH("softmax_chunk_max_sum_kernel");
+    softmax_chunk_write_kernel<kWidth><<<grid, kSplitRowThreads, 0, stream()>>>(
+        out, inp, p, n, split.chunk_len, inv_temp, log, first_bad_row);
+    BRIDLE_CUDA_CHECK_LAUNCH("softmax_chunk_write_kernel");
+  }
+};
+
+template <int kWidth>
+struct BackwardSplit {
+  static void run(const RowSplit& split, float* dinp, const float* out, const float* dout,
+                  int64_t rows, int64_t n, float inv_temp, bool log, bool accumulate) {
+    Workspace partials(sizeof(float) * static_cast<size_t>(rows * split.chunks));
+    auto* p = static_cast<float*>(partials.data());
+    const dim3 grid = split_grid(split, rows);
+    softmax_backward_chunk_sum_kernel<kWidth>
+        <<<grid, kSplitRowThreads, 0, stream()>>>(p, out, dout, n, split.chunk_len, log);
+    BRIDLE_CUDA_CHECK_LAUNCH("softmax_backward_chunk_sum_kernel");
+    softmax_backward_chunk_write_kernel<kWidth><<<grid, kSplitRowThreads, 0, stream()>>>(
+        dinp, out, dout, p, n, split.chunk_len, inv_temp, log, accumulate);
+    BRIDLE_CUDA_CHECK_LAUNCH("softmax_backward_chunk_write_kernel");
+  }
+};
+
 }  // namespace
 
 void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner,
@@ -237,8 +348,8 @@ void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int
     BRIDLE_CUDA_CHECK_LAUNCH("softmax_forward_strided_kernel");
     return;
   }
-  launch_rows<ForwardLaunch>(outer, n, float4_rows(n, {out, inp}), out, inp, outer, n, inv_temp,
-                             log, first_bad_row);
+  launch_rows_or_split<ForwardSplit, ForwardLaunch>(outer, n, float4_rows(n, {out, inp}), out, inp,
+                                                    outer, n, inv_temp, log, first_bad_row);
   BRIDLE_CUDA_CHECK_LAUNCH("softmax_forward_kernel");
 }
 
@@ -252,8 +363,9 @@ void softmax_backward(float* dinp, const float* out, const float* dout, int64_t 
     BRIDLE_CUDA_CHECK_LAUNCH("softmax_backward_strided_kernel");
     return;
   }
-  launch_rows<BackwardLaunch>(outer, n, float4_rows(n, {dinp, out, dout}), dinp, out, dout, outer,
-                              n, inv_temp, log, accumulate);
+  launch_rows_or_split<BackwardSplit, BackwardLaunch>(outer, n, float4_rows(n, {dinp, out, dout}),
+                                                      dinp, out, dout, outer, n, inv_temp, log,
+                                                      accumulate);
   BRIDLE_CUDA_CHECK_LAUNCH("softmax_backward_kernel");
 }
 

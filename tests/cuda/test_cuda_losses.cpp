@@ -325,12 +325,15 @@ TEST(CudaCrossEntropy, ProbabilityTargetsMatchCpu) {
     bool weighted;
     float smoothing;
   };
-  // C = 5000 takes the block-per-row kernel, C = 10 and 1023 a warp per row;
-  // 1023 and 7 are not multiples of 4 (no float4 loads).
+  // C = 5000 takes the block-per-row kernel, C = 10 and 1023 a warp per row,
+  // [3 x 40000] and [2 x 70001] split each row across blocks (row_split.h);
+  // 1023, 7 and 70001 are not multiples of 4 (no float4 loads).
   for (const Case& c : std::vector<Case>{{256, 10, Reduction::kMean, false, 0.0f},
                                          {64, 5000, Reduction::kSum, true, 0.1f},
                                          {33, 1023, Reduction::kNone, false, 0.2f},
-                                         {100, 7, Reduction::kMean, true, 0.0f}}) {
+                                         {100, 7, Reduction::kMean, true, 0.0f},
+                                         {3, 40000, Reduction::kNone, true, 0.1f},
+                                         {2, 70001, Reduction::kMean, false, 0.0f}}) {
     Tensor logits = randn({c.B, c.C}, gen) * 3.0f;
     Tensor targets = random_distributions(c.B, c.C, gen);
     CrossEntropyOptions options{.reduction = c.reduction, .label_smoothing = c.smoothing};
@@ -380,6 +383,11 @@ TEST(CudaCrossEntropy, ProbabilityTargetsGradcheckAndErrors) {
         cross_entropy(from_vector(with_nan, {4, 5}).cuda(), rand({4, 5}).cuda());
       },
       {"cross_entropy", "row 1", "NaN"});
+  // The same from the kernels that split a long row across blocks.
+  Tensor long_rows = randn({2, 30000}, gen);
+  long_rows.data<float>()[30000 + 29000] = std::numeric_limits<float>::quiet_NaN();
+  expect_error([&] { cross_entropy(long_rows.cuda(), random_distributions(2, 30000, gen).cuda()); },
+               {"cross_entropy", "row 1", "NaN"});
 }
 
 TEST(CudaFocalLoss, MatchesCpuWithClassAndProbabilityTargets) {

@@ -46,12 +46,15 @@ TEST_P(CudaSoftmax, MatchesCpuForwardAndBackward) {
                       [](const Tensor& t) { return softmax(t, -1, 2.5f); });
 }
 
-// Short rows (a warp each), long rows (a block each); multiples of 4 (float4)
-// and not; the shapes first.
+// Short rows (a warp each), long rows (a block each), few long rows (split
+// across blocks: row_split.h); multiples of 4 (float4) and not; the issue's
+// shapes first.
 INSTANTIATE_TEST_SUITE_P(CudaShapes, CudaSoftmax,
                          ::testing::Values(RowShape{64, 50000}, RowShape{4096, 1000},
                                            RowShape{256, 10}, RowShape{33, 1023}, RowShape{5, 1025},
-                                           RowShape{7, 3001}, RowShape{1, 1}, RowShape{3, 1024}));
+                                           RowShape{7, 3001}, RowShape{1, 1}, RowShape{3, 1024},
+                                           RowShape{3, 70001}, RowShape{2, 1 << 20},
+                                           RowShape{1, 16384}));
 
 TEST(CudaSoftmaxDims, AlongAnInnerDim) {
   BRIDLE_REQUIRE_CUDA();
@@ -77,6 +80,20 @@ TEST(CudaSoftmaxDims, RowWithoutAMaximumIsAnError) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   Tensor x = from_vector({1.0f, 2.0f, nan, 0.0f, 1.0f, 2.0f}, {3, 2}).cuda();
   expect_error([&] { softmax(x, 1); }, {"softmax", "row 1", "no finite maximum"});
+}
+
+// The same errors from the kernels that split a long row across blocks: a NaN
+// deep in one chunk, and a row of -inf (every chunk empty). These shapes split
+// on any GPU (tests/ops/test_row_split.cpp).
+TEST(CudaSoftmaxDims, LongRowWithoutAMaximumIsAnError) {
+  BRIDLE_REQUIRE_CUDA();
+  Tensor x = randn({2, 20000});
+  x.data<float>()[20000 + 15000] = std::numeric_limits<float>::quiet_NaN();
+  expect_error([&] { softmax(x.cuda(), 1); }, {"softmax", "row 1", "no finite maximum"});
+  Tensor masked = randn({3, 20000});
+  for (int64_t j = 0; j < 20000; ++j)
+    masked.data<float>()[2 * 20000 + j] = -std::numeric_limits<float>::infinity();
+  expect_error([&] { log_softmax(masked.cuda(), 1); }, {"log_softmax", "row 2"});
 }
 
 TEST(CudaSoftmaxGrad, GradcheckThroughTheGpu) {
@@ -134,6 +151,13 @@ TEST(CudaCrossEntropy, MatchesCpu) {
   expect_cross_entropy_matches(
       "[128, 10] weights, smoothing, ignore_index",
       {128, 10, {.ignore_index = 2, .weight = weight, .label_smoothing = 0.2f}, false});
+  // Few long rows, split across blocks; row 3 is ignored.
+  Tensor long_weight = rand({70001}) + 0.5f;
+  expect_cross_entropy_matches(
+      "[5, 70001] weights, smoothing, ignore_index",
+      {5, 70001, {.ignore_index = -1, .weight = long_weight, .label_smoothing = 0.1f}, false});
+  expect_cross_entropy_matches("[2, 65536] none, int32",
+                               {2, 65536, {.reduction = Reduction::kNone}, true});
 }
 
 TEST(CudaCrossEntropy, ErrorsAsOnTheCpu) {
@@ -151,6 +175,13 @@ TEST(CudaCrossEntropy, ErrorsAsOnTheCpu) {
         cross_entropy(bad, from_vector(std::vector<int64_t>{0, 1}).cuda());
       },
       {"cross_entropy", "row 0", "NaN"});
+  Tensor long_row = randn({3, 40000});
+  long_row.data<float>()[2 * 40000 + 39999] = nan;
+  expect_error(
+      [&] {
+        cross_entropy(long_row.cuda(), from_vector(std::vector<int64_t>{0, 1, 2}).cuda());
+      },
+      {"cross_entropy", "row 2", "NaN"});
 }
 
 TEST(CudaCrossEntropy, GradcheckThroughTheGpu) {

@@ -253,20 +253,40 @@ TEST(HierarchicalSoftmax, FastKernelsMatchNaive) {
   }
 }
 
+// The search's top k are topk of the full log-probabilities: the same values in
+// the same order, and at each place a class whose log-probability is that value.
+// Two classes whose log-probabilities differ by a rounding error (the search sums
+// a path's terms in another order) may come in either order.
 TEST(HierarchicalSoftmax, TopkEqualsTopkOfLogProb) {
   Generator gen(5);
   for (const auto& counts : {kCounts7, zipf_counts(500)}) {
     HsmCase c = make_case(counts, 17, 12, gen, 4.0f);
     const int64_t V = c.tree.num_classes();
     Tensor log_p = hierarchical_softmax_log_prob(c.hidden, c.weight, c.tree, c.bias);
+    const std::vector<float> all_log_p = log_p.to_vector();
+    const int64_t N = log_p.size(0);
     for (int64_t k : {int64_t{1}, int64_t{3}, V}) {
       SCOPED_TRACE(fmt::format("V={} k={}", V, k));
       auto [values, indices] = topk(log_p, k, 1);
+      const std::vector<float> expected = values.to_vector();
       for_thread_counts([&] {
         auto [found_values, found] =
             hierarchical_softmax_topk(c.hidden, c.weight, c.tree, k, c.bias);
-        EXPECT_EQ(found.to_int_vector(), indices.to_int_vector());
         expect_close(found_values, values, 2e-5f, 1e-5f);
+        const std::vector<int64_t> classes = found.to_int_vector();
+        const std::vector<int64_t> reference = indices.to_int_vector();
+        for (int64_t r = 0; r < N; ++r) {
+          std::vector<bool> seen(V, false);
+          for (int64_t i = 0; i < k; ++i) {
+            const int64_t at = r * k + i, cls = classes[at];
+            ASSERT_TRUE(cls >= 0 && cls < V && !seen[cls]) << "row " << r << " place " << i;
+            seen[cls] = true;
+            if (cls == reference[at]) continue;
+            EXPECT_NEAR(all_log_p[r * V + cls], expected[at], 2e-5f * std::abs(expected[at]))
+                << "row " << r << " place " << i << ": class " << cls << " instead of "
+                << reference[at];
+          }
+        }
       });
     }
   }

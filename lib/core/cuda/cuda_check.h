@@ -1,7 +1,8 @@
 // What kernels and their launchers need: the checking macros every CUDA and
-// cuBLAS call goes through, the current device's stream and cuBLAS handle, and
-// launch-size helpers. Includes the CUDA headers: only for .cu files and the
-// CUDA-only .cpp files in core/cuda (the rest include core/cuda/cuda.h).
+// cuBLAS call goes through, the current device's stream and cuBLAS handle,
+// launch-size helpers and scratch memory. Includes the CUDA headers: only for
+// .cu files and the CUDA-only .cpp files in core/cuda (the rest include
+// core/cuda/cuda.h).
 //
 // A failed call throws bridle::Error naming the call as written, where it is
 // and CUDA's own name and text for the error, e.g.
@@ -27,6 +28,9 @@ namespace bridle::cuda {
 // which is bound to that stream.
 cudaStream_t stream();
 cublasHandle_t cublas_handle();
+
+// The current device's number of streaming multiprocessors (asked once per device).
+int multiprocessor_count();
 
 // Blocks of `threads` to cover n items, for grid-stride loops: capped, since a
 // grid-stride loop covers any n with enough blocks to fill the GPU.
@@ -63,3 +67,30 @@ inline unsigned blocks_for(int64_t n, int threads) {
       ::bridle::cuda::throw_cuda_error("launch of " kernel_name, __FILE__, __LINE__, \
                                        bridle_status_);                              \
   } while (0)
+
+namespace bridle::cuda {
+
+// Scratch memory for one library call or kernel launch, from the caching
+// allocator. Released when the call has been queued: the next user of the block
+// runs after it in stream order (cuda.h), so no synchronization is needed.
+class Workspace {
+ public:
+  explicit Workspace(size_t nbytes) : nbytes_(nbytes) {
+    BRIDLE_CUDA_CHECK(cudaGetDevice(&device_));
+    if (nbytes_ > 0) data_ = allocate(nbytes_, device_);
+  }
+  ~Workspace() {
+    if (data_) release(data_, nbytes_, device_);
+  }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  void* data() const { return data_; }
+  size_t size() const { return nbytes_; }
+
+ private:
+  size_t nbytes_ = 0;
+  int device_ = 0;
+  void* data_ = nullptr;
+};
+
+}  // namespace bridle::cuda

@@ -54,27 +54,4 @@ class TensorDescriptor {
   cudnnTensorDescriptor_t desc_ = nullptr;
 };
 
-// Scratch memory for one cuDNN call, from the caching allocator. Released when
-// the call has been queued: the next user of the block runs after it in stream
-// order (cuda.h), so no synchronization is needed.
-class Workspace {
- public:
-  explicit Workspace(size_t nbytes) : nbytes_(nbytes) {
-    BRIDLE_CUDA_CHECK(cudaGetDevice(&device_));
-    if (nbytes_ > 0) data_ = allocate(nbytes_, device_);
-  }
-  ~Workspace() {
-    if (data_) release(data_, nbytes_, device_);
-  }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  void* data() const { return data_; }
-  size_t size() const { return nbytes_; }
-
- private:
-  size_t nbytes_ = 0;
-  int device_ = 0;
-  void* data_ = nullptr;
-};
-
 }  // namespace bridle::cuda

@@ -73,6 +73,7 @@ int current_device() {
 struct PerDevice {
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
+  int multiprocessors = 0;
 };
 
 std::mutex per_device_mutex;
@@ -107,6 +108,16 @@ cublasHandle_t cublas_handle() {
     BRIDLE_CUBLAS_CHECK(cublasSetMathMode(d.cublas, CUBLAS_DEFAULT_MATH));
   }
   return d.cublas;
+}
+
+int multiprocessor_count() {
+  const int device = current_device();
+  std::lock_guard<std::mutex> lock(per_device_mutex);
+  PerDevice& d = per_device(device);
+  if (d.multiprocessors == 0)
+    BRIDLE_CUDA_CHECK(
+        cudaDeviceGetAttribute(&d.multiprocessors, cudaDevAttrMultiProcessorCount, device));
+  return d.multiprocessors;
 }
 
 void synchronize() { BRIDLE_CUDA_CHECK(cudaStreamSynchronize(stream())); }
