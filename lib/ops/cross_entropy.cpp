@@ -217,8 +217,8 @@ const float* check_weight(const char* op, const Tensor& weight, int64_t C) {
 void check_rows_finite(const char* op, const float* loss, int64_t B, const Tensor& logits) {
   for (int64_t b = 0; b < B; ++b)
     BRIDLE_CHECK(!std::isnan(loss[b]),
-                 "{}: row {} of {} gives a NaN loss (the row contains NaN, or is all -inf)", op, b,
-                 shape_str(logits.shape()));
+                 "{}: row {} of {} gives a NaN loss (the row contains NaN or +inf, or is all -inf)",
+                 op, b, shape_str(logits.shape()));
 }
 
 template <typename Target>

@@ -26,7 +26,17 @@ namespace {
 struct RowSums {
   MaxSum max_sum{-INFINITY, 0.0f};
   float weighted_logits = 0.0f, weights = 0.0f;
+  __device__ static RowSums shuffle_xor(RowSums x, int offset) {
+    return {MaxSum::shuffle_xor(x.max_sum, offset),
+            __shfl_xor_sync(kFullMask, x.weighted_logits, offset),
+            __shfl_xor_sync(kFullMask, x.weights, offset)};
+  }
 };
+
+__device__ __forceinline__ RowSums combine(RowSums a, RowSums b) {
+  return {combine(a.max_sum, b.max_sum, 1.0f), a.weighted_logits + b.weighted_logits,
+          a.weights + b.weights};
+}
 
 // Adds this thread's share of the logits z (groups as in add_elements); weight,
 // when given, is indexed as z is.
@@ -47,13 +57,13 @@ __device__ __forceinline__ void add_logits(RowSums& acc, const float* z, const f
   }
 }
 
-// A row's loss from its sums. A NaN logit makes the sum NaN; a row of all -inf
-// has lse = -inf + log(0) = -inf and lse - z_y = NaN: both give a NaN loss,
-// which the op reports.
+// A row's loss from its sums. A NaN logit makes the sum NaN, and a row without
+// a finite maximum has a NaN lse (row_lse): both give a NaN loss, which the op
+// reports.
 __device__ __forceinline__ void write_row_loss(float* row_loss, float* lse, int64_t row,
                                                const RowSums& sums, float z_y, float w_y, int64_t C,
                                                float smoothing) {
-  const float l = sums.max_sum.max + logf(sums.max_sum.sum);
+  const float l = row_lse(sums.max_sum);
   const float nll = w_y * (l - z_y);
   const float smooth = l * sums.weights - sums.weighted_logits;
   lse[row] = l;
@@ -88,8 +98,8 @@ __global__ void cross_entropy_forward_kernel(float* __restrict__ row_loss, float
     write_row_loss(row_loss, lse, slot.row, acc, z[y], weight ? weight[y] : 1.0f, C, smoothing);
 }
 
-// Few long rows, split across blocks (row_split.h): each chunk's sums, then one
-// thread per row combines its chunks' in chunk order.
+// Few long rows, split across blocks (row_split.h): each chunk's sums, then a
+// warp per row combines its chunks' (warp_combine_chunks).
 template <int kWidth, typename Target>
 __global__ void cross_entropy_chunk_sums_kernel(RowSums* __restrict__ partials,
                                                 const float* __restrict__ logits,
@@ -118,21 +128,19 @@ __global__ void cross_entropy_combine_chunks_kernel(
     const float* __restrict__ logits, const Target* __restrict__ targets,
     const float* __restrict__ weight, int64_t B, int64_t C, int64_t chunks, int64_t ignore_index,
     float smoothing) {
-  BRIDLE_GRID_STRIDE_LOOP(b, B) {
+  const int lane = threadIdx.x % kWarpSize;
+  BRIDLE_GRID_WARP_LOOP(b, B) {
     const int64_t y = static_cast<int64_t>(targets[b]);
-    if (y == ignore_index) {
-      row_loss[b] = lse[b] = 0.0f;
+    if (y == ignore_index) {  // the whole warp
+      if (lane == 0) row_loss[b] = lse[b] = 0.0f;
       continue;
     }
-    RowSums sums;
-    for (int64_t c = 0; c < chunks; ++c) {
-      const RowSums& p = partials[b * chunks + c];
-      sums.max_sum = combine(sums.max_sum, p.max_sum, 1.0f);
-      sums.weighted_logits += p.weighted_logits;
-      sums.weights += p.weights;
-    }
-    write_row_loss(row_loss, lse, b, sums, logits[b * C + y], weight ? weight[y] : 1.0f, C,
-                   smoothing);
+    const RowSums sums = warp_combine_chunks(
+        partials + b * chunks, chunks, [](RowSums x, RowSums z) { return combine(x, z); },
+        RowSums{});
+    if (lane == 0)
+      write_row_loss(row_loss, lse, b, sums, logits[b * C + y], weight ? weight[y] : 1.0f, C,
+                     smoothing);
   }
 }
 
@@ -150,8 +158,9 @@ struct ForwardSplit {
             p, logits, targets, weight, C, split.chunk_len, ignore_index, smoothing);
     BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_chunk_sums_kernel");
     constexpr int kThreads = 128;
-    cross_entropy_combine_chunks_kernel<<<blocks_for(B, kThreads), kThreads, 0, stream()>>>(
-        row_loss, lse, p, logits, targets, weight, B, C, split.chunks, ignore_index, smoothing);
+    cross_entropy_combine_chunks_kernel<<<blocks_for(B * kWarpSize, kThreads), kThreads, 0,
+                                          stream()>>>(row_loss, lse, p, logits, targets, weight, B,
+                                                      C, split.chunks, ignore_index, smoothing);
     BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_combine_chunks_kernel");
   }
 };
@@ -228,7 +237,8 @@ void backward(float* dlogits, const float* logits, const float* lse, const Targe
 // finds lse online; the second sums w_c t'_c (lse - z_c) term by term, as the
 // CPU does, rather than lse sum w t' - sum w t' z, which loses the loss to
 // cancellation when the logits are large and the loss small. Few long rows are
-// split across blocks: a third kernel then adds each row's chunks' terms.
+// split across blocks: a third kernel then adds each row's chunks' terms
+// (a warp per row).
 
 // The loss terms of this thread's share of a row (groups as in add_elements),
 // t'_c = (1 - smoothing) t_c + smoothing / C:
@@ -251,10 +261,6 @@ __device__ __forceinline__ void add_soft_terms(float& sum, float& mass, const fl
     }
   }
 }
-
-// A NaN logit makes the sum NaN; a row of all -inf has lse -inf and every
-// lse - z_c NaN: either way the loss is NaN, which the op reports.
-__device__ __forceinline__ float row_lse(MaxSum row) { return row.max + logf(row.sum); }
 
 template <bool kBlock, int kWidth>
 __global__ void cross_entropy_soft_forward_kernel(
@@ -295,6 +301,9 @@ __global__ void cross_entropy_soft_chunk_max_sum_kernel(MaxSum* __restrict__ par
 // A chunk's share of its row's loss and target mass; chunk 0 writes the row's lse.
 struct SoftTerms {
   float sum, mass;
+  __device__ static SoftTerms shuffle_xor(SoftTerms x, int offset) {
+    return {__shfl_xor_sync(kFullMask, x.sum, offset), __shfl_xor_sync(kFullMask, x.mass, offset)};
+  }
 };
 
 template <int kWidth>
@@ -303,7 +312,9 @@ __global__ void cross_entropy_soft_chunk_terms_kernel(
     const float* __restrict__ logits, const float* __restrict__ targets,
     const float* __restrict__ weight, int64_t C, int64_t chunk_len, float smoothing) {
   const ChunkSlot chunk(C, chunk_len);
-  const float l = row_lse(combine_chunks(partials + chunk.row * chunk.chunks, chunk.chunks, 1.0f));
+  const float l = row_lse(warp_combine_chunks(
+      partials + chunk.row * chunk.chunks, chunk.chunks,
+      [](MaxSum a, MaxSum b) { return combine(a, b, 1.0f); }, MaxSum{-INFINITY, 0.0f}));
   const int64_t offset = chunk.row * C + chunk.begin;
   float sum = 0.0f, mass = 0.0f;
   add_soft_terms<kWidth>(sum, mass, logits + offset, targets + offset,
@@ -320,14 +331,16 @@ __global__ void cross_entropy_soft_combine_chunks_kernel(float* __restrict__ row
                                                          float* __restrict__ target_mass,
                                                          const SoftTerms* __restrict__ terms,
                                                          int64_t B, int64_t chunks) {
-  BRIDLE_GRID_STRIDE_LOOP(b, B) {
-    float sum = 0.0f, mass = 0.0f;
-    for (int64_t c = 0; c < chunks; ++c) {
-      sum += terms[b * chunks + c].sum;
-      mass += terms[b * chunks + c].mass;
-    }
-    row_loss[b] = sum;
-    target_mass[b] = mass;
+  BRIDLE_GRID_WARP_LOOP(b, B) {
+    const SoftTerms row = warp_combine_chunks(
+        terms + b * chunks, chunks,
+        [](SoftTerms x, SoftTerms y) {
+          return SoftTerms{x.sum + y.sum, x.mass + y.mass};
+        },
+        SoftTerms{0.0f, 0.0f});
+    if (threadIdx.x % kWarpSize != 0) continue;
+    row_loss[b] = row.sum;
+    target_mass[b] = row.mass;
   }
 }
 
@@ -348,8 +361,9 @@ struct SoftForwardSplit {
         t, lse, m, logits, targets, weight, C, split.chunk_len, smoothing);
     BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_soft_chunk_terms_kernel");
     constexpr int kThreads = 128;
-    cross_entropy_soft_combine_chunks_kernel<<<blocks_for(B, kThreads), kThreads, 0, stream()>>>(
-        row_loss, target_mass, t, B, split.chunks);
+    cross_entropy_soft_combine_chunks_kernel<<<blocks_for(B * kWarpSize, kThreads), kThreads, 0,
+                                               stream()>>>(row_loss, target_mass, t, B,
+                                                           split.chunks);
     BRIDLE_CUDA_CHECK_LAUNCH("cross_entropy_soft_combine_chunks_kernel");
   }
 };

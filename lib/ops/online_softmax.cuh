@@ -28,12 +28,22 @@ struct MaxSum {
 };
 
 __device__ __forceinline__ MaxSum combine(MaxSum a, MaxSum b, float inv_temp) {
-  // An empty side (max -inf, nothing seen or only -inf) adds nothing; testing it
-  // first also avoids exp(-inf - -inf) = NaN.
-  if (a.max == -INFINITY) return b;
-  if (b.max == -INFINITY) return a;
+  // An empty side (nothing seen, or only -inf) adds nothing; testing it first
+  // also avoids exp(-inf - -inf) = NaN. A side that saw only NaN (and -inf) has
+  // max -inf and sum NaN: not empty, so the NaN reaches the row's sum.
+  if (a.max == -INFINITY && a.sum == 0.0f) return b;
+  if (b.max == -INFINITY && b.sum == 0.0f) return a;
   const float m = fmaxf(a.max, b.max);
-  return {m, a.sum * expf((a.max - m) * inv_temp) + b.sum * expf((b.max - m) * inv_temp)};
+  // Rounded step by step (no fused multiply-add), so that combine(a, b) and
+  // combine(b, a) give the same bits and every lane of a butterfly the same result.
+  return {m, __fadd_rn(__fmul_rn(a.sum, expf((a.max - m) * inv_temp)),
+                       __fmul_rn(b.sum, expf((b.max - m) * inv_temp)))};
+}
+
+// log sum exp of a row from its (max, sum); NaN for a row without a finite
+// maximum (a +inf, or all -inf), as the CPU's row_logsumexp.
+__device__ __forceinline__ float row_lse(MaxSum row) {
+  return isfinite(row.max) ? row.max + logf(row.sum) : NAN;
 }
 
 // Adds one element: one exp, whichever branch.
@@ -132,13 +142,17 @@ __device__ MaxSum chunk_max_sum(const float* x, int64_t n, const ChunkSlot& chun
   return acc;
 }
 
-// A row's (max, sum) from its chunks' partials, combined in chunk order, so that
-// every block of the row computes the same bits.
-__device__ __forceinline__ MaxSum combine_chunks(const MaxSum* partials, int64_t chunks,
-                                                 float inv_temp) {
-  MaxSum acc{-INFINITY, 0.0f};
-  for (int64_t c = 0; c < chunks; ++c) acc = combine(acc, partials[c], inv_temp);
-  return acc;
+// A row's result from its chunks' partials, by a whole warp (call it from all
+// 32 lanes): lane l combines chunks l, l + 32, ... in order, then the lanes
+// combine in a butterfly. With a combine that gives the same bits either way
+// round, every warp of every block of the row ends with the same bits.
+template <typename T, typename Combine>
+__device__ __forceinline__ T warp_combine_chunks(const T* partials, int64_t chunks, Combine combine,
+                                                 T identity) {
+  T acc = identity;
+  for (int64_t c = threadIdx.x % kWarpSize; c < chunks; c += kWarpSize)
+    acc = combine(acc, partials[c]);
+  return warp_reduce(acc, combine);
 }
 
 // The grid of a split launch: chunks x rows. rows < kSplitBlocksPerMultiprocessor

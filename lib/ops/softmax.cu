@@ -141,7 +141,9 @@ __global__ void softmax_chunk_write_kernel(float* __restrict__ out, const float*
                                            int64_t chunk_len, float inv_temp, bool log,
                                            unsigned long long* first_bad_row) {
   const ChunkSlot chunk(n, chunk_len);
-  const MaxSum row = combine_chunks(partials + chunk.row * chunk.chunks, chunk.chunks, inv_temp);
+  const MaxSum row = warp_combine_chunks(
+      partials + chunk.row * chunk.chunks, chunk.chunks,
+      [inv_temp](MaxSum a, MaxSum b) { return combine(a, b, inv_temp); }, MaxSum{-INFINITY, 0.0f});
   if (chunk.chunk == 0 && threadIdx.x == 0 && !isfinite(row.max))
     atomicMin(first_bad_row, static_cast<unsigned long long>(chunk.row));
   const int64_t offset = chunk.row * n + chunk.begin;
@@ -150,9 +152,9 @@ __global__ void softmax_chunk_write_kernel(float* __restrict__ out, const float*
 }
 
 // The backward's: each chunk's share of the row sum, then dx from their total
-// (summed in chunk order).
+// (summed as warp_combine_chunks does).
 template <int kWidth>
-__global__ void softmax_backward_chunk_sum_kernel(float* __restrict__ partials,
+__global__ void softmax_backward_chunk_sum_kernel(Float* __restrict__ partials,
                                                   const float* __restrict__ out,
                                                   const float* __restrict__ dout, int64_t n,
                                                   int64_t chunk_len, bool log) {
@@ -160,19 +162,21 @@ __global__ void softmax_backward_chunk_sum_kernel(float* __restrict__ partials,
   const int64_t offset = chunk.row * n + chunk.begin;
   const float sum = block_sum(thread_grad_sum<kWidth>(
       out + offset, dout + offset, chunk.groups<kWidth>(), threadIdx.x, blockDim.x, log));
-  if (threadIdx.x == 0) partials[chunk.partial()] = sum;
+  if (threadIdx.x == 0) partials[chunk.partial()] = Float{sum};
 }
 
 template <int kWidth>
 __global__ void softmax_backward_chunk_write_kernel(float* __restrict__ dinp,
                                                     const float* __restrict__ out,
                                                     const float* __restrict__ dout,
-                                                    const float* __restrict__ partials, int64_t n,
+                                                    const Float* __restrict__ partials, int64_t n,
                                                     int64_t chunk_len, float inv_temp, bool log,
                                                     bool accumulate) {
   const ChunkSlot chunk(n, chunk_len);
-  float sum = 0.0f;
-  for (int64_t c = 0; c < chunk.chunks; ++c) sum += partials[chunk.row * chunk.chunks + c];
+  const float sum = warp_combine_chunks(
+                        partials + chunk.row * chunk.chunks, chunk.chunks,
+                        [](Float a, Float b) { return Float{a.v + b.v}; }, Float{0.0f})
+                        .v;
   const int64_t offset = chunk.row * n + chunk.begin;
   write_softmax_grad<kWidth>(dinp + offset, out + offset, dout + offset, chunk.groups<kWidth>(),
                              threadIdx.x, blockDim.x, sum, inv_temp, log, accumulate);
@@ -324,8 +328,8 @@ template <int kWidth>
 struct BackwardSplit {
   static void run(const RowSplit& split, float* dinp, const float* out, const float* dout,
                   int64_t rows, int64_t n, float inv_temp, bool log, bool accumulate) {
-    Workspace partials(sizeof(float) * static_cast<size_t>(rows * split.chunks));
-    auto* p = static_cast<float*>(partials.data());
+    Workspace partials(sizeof(Float) * static_cast<size_t>(rows * split.chunks));
+    auto* p = static_cast<Float*>(partials.data());
     const dim3 grid = split_grid(split, rows);
     softmax_backward_chunk_sum_kernel<kWidth>
         <<<grid, kSplitRowThreads, 0, stream()>>>(p, out, dout, n, split.chunk_len, log);

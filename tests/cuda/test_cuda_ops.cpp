@@ -175,6 +175,21 @@ TEST(CudaCrossEntropy, ErrorsAsOnTheCpu) {
         cross_entropy(bad, from_vector(std::vector<int64_t>{0, 1}).cuda());
       },
       {"cross_entropy", "row 0", "NaN"});
+  // A lane, warp or chunk whose only finite-or-not values are a NaN must not
+  // drop it when the lanes combine: C = 1025 gives about one element a thread.
+  Tensor wide = randn({2, 1025});
+  wide.data<float>()[1025 + 700] = nan;
+  expect_error(
+      [&] {
+        cross_entropy(wide.cuda(), from_vector(std::vector<int64_t>{0, 1}).cuda());
+      },
+      {"cross_entropy", "row 1", "NaN"});
+  // A +inf logit has no finite maximum: an error, as on the CPU, even when the
+  // +inf and the rest of its row sit in one float4.
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor infinite = from_vector({inf, 0.0f, 0.0f, 0.0f}, {1, 4});
+  expect_error([&] { cross_entropy(infinite.cuda(), from_vector(std::vector<int64_t>{1}).cuda()); },
+               {"cross_entropy", "row 0", "NaN"});
   Tensor long_row = randn({3, 40000});
   long_row.data<float>()[2 * 40000 + 39999] = nan;
   expect_error(

@@ -108,6 +108,14 @@ TEST(CrossEntropy, BadTargetsAndShapesAreErrors) {
         cross_entropy(nan_row, from_vector(std::vector<int64_t>{0, 0}));
       },
       {"row 1", "NaN"});
+  // A +inf logit leaves no finite maximum to shift by (the CUDA kernels agree).
+  Tensor inf_row = zeros({2, 4});
+  inf_row.set({0, 0}, std::numeric_limits<float>::infinity());
+  expect_error(
+      [&] {
+        cross_entropy(inf_row, from_vector(std::vector<int64_t>{1, 0}));
+      },
+      {"row 0", "NaN or +inf"});
 }
 
 TEST(CrossEntropy, FastKernelsMatchNaive) {
