@@ -57,6 +57,26 @@ ldd "${binaries[@]}" | awk '/=> \// {print $1, $3}' | sort -u | while read -r na
   strip --strip-unneeded "$staging/lib/$name" 2>/dev/null || true
 done
 
+# Open MPI (the NCCL tests start it as a one-rank singleton) loads its plugins
+# and help texts at MPI_Init from fixed paths under its prefix, which ldd does
+# not see. They travel under openmpi/, in the same layout, so that setting
+# OPAL_PREFIX to it there relocates them (gpu_check.sh); the libraries the
+# plugins link go to lib/ with the rest.
+if command -v ompi_info > /dev/null; then
+  ompi_path() { ompi_info --path "$1" --parsable | cut -d: -f3; }
+  prefix=$(ompi_path prefix)
+  for dir in "$(ompi_path pkglibdir)" "$(ompi_path pkgdatadir)"; do
+    mkdir -p "$staging/openmpi/$(dirname "${dir#"$prefix"}")"
+    cp -r "$dir" "$staging/openmpi/${dir#"$prefix"}"
+  done
+  ldd "$(ompi_path pkglibdir)"/*.so | awk '/=> \// {print $1, $3}' | sort -u |
+    while read -r name path; do
+      if [[ "$name" =~ $provided || -e "$staging/lib/$name" ]]; then continue; fi
+      cp -L "$path" "$staging/lib/$name"
+      strip --strip-unneeded "$staging/lib/$name" 2>/dev/null || true
+    done
+fi
+
 if [[ -d data/mnist ]]; then  # a full MNIST epoch; else gpu_check.sh uses the fixtures' subset
   mkdir -p "$staging/data"
   cp -r data/mnist "$staging/data/mnist"

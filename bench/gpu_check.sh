@@ -44,6 +44,7 @@ rm -rf "$work"
 mkdir -p "$work" "$results"
 log="$results/gpu_check.log"
 exec > >(tee "$log") 2>&1
+tee_pid=$!
 
 declare -a summary=()
 status=0
@@ -96,6 +97,11 @@ for library in libcublas.so.13 libcudnn.so.9 libnccl.so.2; do
   [[ -n "$dir" && ":$library_path:" != *":$dir:"* ]] && library_path="$library_path:$dir"
 done
 export LD_LIBRARY_PATH="$library_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Open MPI's plugins and help texts from the bundle (gpu_bundle.sh); a one-rank
+# job runs as an isolated singleton, without the orted daemon a bare machine lacks.
+if [[ -d "$work/openmpi" ]]; then
+  export OPAL_PREFIX="$work/openmpi" OMPI_MCA_ess_singleton_isolated=1
+fi
 command -v nvidia-smi > /dev/null && nvidia-smi -L
 
 check_libraries() {
@@ -108,7 +114,10 @@ step "libraries" check_libraries
 
 # --- 2. the CUDA tests ---------------------------------------------------------------
 cuda_tests() {
-  "$work/bin/bridle_tests" --gtest_filter='Cuda*:Cudnn*' \
+  # CudaWithoutGpu.* are the no-GPU checks: with a GPU they skip themselves.
+  local filter='Cuda*:Cudnn*'
+  ((expect_gpu)) && filter+=':-CudaWithoutGpu.*'
+  "$work/bin/bridle_tests" --gtest_filter="$filter" \
     --gtest_output="json:$results/cuda_tests.json" | tee "$work/tests.txt"
   local rc=${PIPESTATUS[0]}
   local skipped  # gtest's closing summary: "[  SKIPPED ] 25 tests, listed below:"
@@ -208,4 +217,7 @@ echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
 echo "gpu_check: $( ((status == 0)) && echo passed || echo FAILED) (log: $log)"
+# Let tee write the last lines to the log before the caller collects it.
+exec > /dev/null 2>&1
+wait "$tee_pid" || true
 exit "$status"

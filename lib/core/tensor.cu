@@ -1,4 +1,6 @@
 // The CUDA side of Tensor (tensor.cpp): fill_ on a GPU tensor, and add_int64.
+#include <cmath>
+
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/device_utils.cuh"
 
@@ -33,7 +35,8 @@ void add_int64(int64_t* data, int64_t n, int64_t value) {
 
 void fill(void* data, DType dtype, int64_t n, double value) {
   if (n == 0) return;
-  if (value == 0.0) {  // all-zero bytes: the copy engine does it, no kernel needed
+  // All-zero bytes (not -0.0, whose sign bit is set): the copy engine does it.
+  if (value == 0.0 && !std::signbit(value)) {
     BRIDLE_CUDA_CHECK(
         cudaMemsetAsync(data, 0, static_cast<size_t>(n) * dtype_size(dtype), stream()));
     return;

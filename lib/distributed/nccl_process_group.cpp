@@ -152,6 +152,10 @@ class NcclProcessGroup : public ProcessGroup {
 
   // Polls NCCL's error state; on an error, aborts the communicator and throws.
   void check_async_error(const std::string& what) {
+    // After an abort comm_ is gone: a collective still waited on (another of
+    // DistributedDataParallel's buckets) must not touch it.
+    BRIDLE_CHECK(!aborted_, "{}: {}: the NCCL communicator was aborted after an earlier error",
+                 who_, what);
     ncclResult_t state = ncclSuccess;
     BRIDLE_NCCL_CHECK(ncclCommGetAsyncError(comm_, &state));
     if (state == ncclSuccess || state == ncclInProgress) return;
@@ -221,7 +225,10 @@ bool NcclWork::test() {
   if (done_) return true;
   group_.check_async_error(what_);
   const cudaError_t status = cudaEventQuery(done_event_);
-  if (status == cudaErrorNotReady) return false;
+  if (status == cudaErrorNotReady) {
+    cudaGetLastError();  // not an error: keep it from the next launch check
+    return false;
+  }
   BRIDLE_CUDA_CHECK(status);
   done_ = true;
   return true;

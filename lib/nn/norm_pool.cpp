@@ -157,7 +157,8 @@ Tensor BatchNorm::forward_synchronized(const Tensor& x) {
   broadcast_shape[1] = c;
 
   const double local_count = static_cast<double>(x.numel() / c);
-  Tensor sums = rank_sum_(cat({channel_sums(x), full({1}, local_count)}, 0));  // [C + 1]
+  Tensor sums =
+      rank_sum_(cat({channel_sums(x), full({1}, local_count, x.device())}, 0));  // [C + 1]
   const double count = sums.at({c});
   BRIDLE_CHECK(count > 1, "{}: the global batch has {} values per channel; need more than one",
                type_name(), count);

@@ -988,24 +988,35 @@ std::pair<Tensor, Tensor> hierarchical_softmax_topk(const Tensor& hidden, const 
   using Entry = std::pair<float, int64_t>;  // (log-probability, node or ~class)
   const auto by_value = [](const Entry& a, const Entry& b) { return a.first < b.first; };
   const auto by_value_desc = [](const Entry& a, const Entry& b) { return a.first > b.first; };
+  // As topk: the larger log-probability first, ties to the lower class.
+  const auto by_rank = [](const Entry& a, const Entry& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
 #pragma omp parallel if (B * d * std::min <int64_t>(N, 64) > (1 << 15))
   {
     std::vector<Entry> frontier;  // max-heap of nodes and leaves to visit
     std::vector<Entry> best;      // min-heap of the k best leaves seen (a lower bound)
+    std::vector<Entry> leaves;    // (log-probability, class) in the order they are reached
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < B; ++b) {
       frontier.clear();
       best.clear();
+      leaves.clear();
       frontier.push_back(N == 0 ? Entry{0.0f, ~int64_t{0}} : Entry{0.0f, N - 1});
-      int64_t found = 0;
-      while (found < k && !frontier.empty()) {
+      // Leaves leave the frontier best first: nothing left in it can beat one.
+      // Once k have, the search goes on while the frontier still holds the k-th
+      // one's value, so that every class tied with it is seen (a node's value
+      // bounds its leaves': log sigma <= 0), and ties go to the lower class.
+      float kth_value = 0.0f;
+      while (!frontier.empty()) {
+        if (static_cast<int64_t>(leaves.size()) >= k && !(frontier.front().first >= kth_value))
+          break;
         std::pop_heap(frontier.begin(), frontier.end(), by_value);
         const auto [log_p, x] = frontier.back();
         frontier.pop_back();
-        if (x < 0) {  // a leaf: nothing left in the frontier can beat it
-          out_values[b * k + found] = log_p;
-          out_indices[b * k + found] = ~x;
-          ++found;
+        if (x < 0) {
+          leaves.push_back({log_p, ~x});
+          if (static_cast<int64_t>(leaves.size()) == k) kth_value = log_p;
           continue;
         }
         const float s = row_dot(h_all + b * d, w + x * d, d) + (bias ? bias[x] : 0.0f);
@@ -1025,6 +1036,11 @@ std::pair<Tensor, Tensor> hierarchical_softmax_topk(const Tensor& hidden, const 
           frontier.push_back({value, child});
           std::push_heap(frontier.begin(), frontier.end(), by_value);
         }
+      }
+      std::sort(leaves.begin(), leaves.end(), by_rank);
+      for (int64_t i = 0; i < k; ++i) {
+        out_values[b * k + i] = leaves[i].first;
+        out_indices[b * k + i] = leaves[i].second;
       }
     }
   }

@@ -9,9 +9,11 @@
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "autograd/node.h"
 #include "core/cuda/cuda.h"
@@ -28,6 +30,14 @@
 
 namespace bridle {
 namespace {
+
+// The rows of x seen as a matrix [rows, last dim] (not numel / last dim, which
+// divides by zero when the last dim is 0).
+int64_t leading_rows(const Tensor& x) {
+  int64_t rows = 1;
+  for (int64_t d = 0; d + 1 < x.dim(); ++d) rows *= x.shape()[d];
+  return rows;
+}
 
 GemmBackend initial_backend() {
   const char* env = std::getenv("BRIDLE_GEMM");
@@ -51,6 +61,13 @@ void gemm_with(GemmBackend backend, bool trans_a, bool trans_b, int64_t M, int64
                float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  BRIDLE_CHECK(std::max({M, N, K, lda, ldb, ldc}) <= std::numeric_limits<int>::max(),
+               "gemm: [{} x {}] x [{} x {}] exceeds BLAS's int sizes", M, K, K, N);
+  if (K == 0) {  // a product of empty matrices: C = beta C (BLAS would reject ld = K = 0)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[m * ldc + n];
+    return;
+  }
   if (backend == GemmBackend::kOneDnn) {
     BRIDLE_DNNL_CHECK(dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda,
                                  B, ldb, beta, C, ldc));
@@ -158,7 +175,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   int64_t N = b.shape().back();
   // A batch against one matrix is a single tall product: [B*M, K] x [K, N].
   int64_t batch = batched ? a.shape()[0] : 1;
-  int64_t M = batched ? a.shape()[1] : a.numel() / K;
+  int64_t M = batched ? a.shape()[1] : leading_rows(a);
   Shape out_shape = a.shape();
   out_shape.back() = N;
   const Device device = a.device();
@@ -205,7 +222,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                  "linear: bias must be [{}] for weight {}, got {}", out_features,
                  shape_str(weight.shape()), shape_str(bias.shape()));
   }
-  int64_t M = x.numel() / in;
+  int64_t M = leading_rows(x);
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
   const Device device = x.device();

@@ -34,7 +34,11 @@ cublasOperation_t op(bool transpose) { return transpose ? CUBLAS_OP_T : CUBLAS_O
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  // K = 0 is a product of empty matrices: C = beta C, which cuBLAS does too.
+  check_fits_int("cublasSgemm", {M, N, K, lda, ldb, ldc});
+  // K = 0 is a product of empty matrices: C = beta C, which cuBLAS does too,
+  // given leading dimensions of at least 1 (a K-wide matrix has ld K = 0).
+  lda = std::max<int64_t>(lda, 1);
+  ldb = std::max<int64_t>(ldb, 1);
   BRIDLE_CUBLAS_CHECK(cublasSgemm(cublas_handle(), op(trans_b), op(trans_a), static_cast<int>(N),
                                   static_cast<int>(M), static_cast<int>(K), &alpha, B,
                                   static_cast<int>(ldb), A, static_cast<int>(lda), &beta, C,

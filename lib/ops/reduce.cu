@@ -84,6 +84,7 @@ __global__ void max_backward_kernel(float* dinp, const int64_t* index, const flo
 void sum_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner,
                  float scale) {
   if (outer * inner == 0) return;
+  check_fits_int("sum_forward_kernel (a block per output)", {outer * inner});
   sum_forward_kernel<<<static_cast<unsigned>(outer * inner), kThreads, 0, stream()>>>(out, inp, n,
                                                                                       inner, scale);
   BRIDLE_CUDA_CHECK_LAUNCH("sum_forward_kernel");
@@ -99,6 +100,7 @@ void sum_backward(float* dinp, const float* dout, int64_t outer, int64_t n, int6
 
 void argmax(int64_t* index, const float* inp, int64_t outer, int64_t n, int64_t inner) {
   if (outer * inner == 0) return;
+  check_fits_int("argmax_kernel (a block per output)", {outer * inner});
   argmax_kernel<<<static_cast<unsigned>(outer * inner), kThreads, 0, stream()>>>(nullptr, index,
                                                                                  inp, n, inner);
   BRIDLE_CUDA_CHECK_LAUNCH("argmax_kernel");
@@ -107,6 +109,7 @@ void argmax(int64_t* index, const float* inp, int64_t outer, int64_t n, int64_t 
 void max_forward(float* out, int64_t* index, const float* inp, int64_t outer, int64_t n,
                  int64_t inner) {
   if (outer * inner == 0) return;
+  check_fits_int("argmax_kernel (a block per output)", {outer * inner});
   argmax_kernel<<<static_cast<unsigned>(outer * inner), kThreads, 0, stream()>>>(out, index, inp, n,
                                                                                  inner);
   BRIDLE_CUDA_CHECK_LAUNCH("argmax_kernel");

@@ -147,6 +147,7 @@ Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
   check_device("transpose", {x}, Kernels::kCpuAndCuda);
   dim0 = normalize_dim("transpose", dim0, x.dim());
   dim1 = normalize_dim("transpose", dim1, x.dim());
+  if (dim0 == dim1) return x;  // nothing moves (the copy below assumes two dims)
   if (dim0 > dim1) std::swap(dim0, dim1);
   Shape shape = x.shape();
   std::swap(shape[dim0], shape[dim1]);

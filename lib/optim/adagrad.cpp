@@ -65,7 +65,7 @@ void Adagrad::step() {
     BRIDLE_CHECK(g.device() == p.device(), "Adagrad: parameter {} is on {} but its gradient on {}",
                  i, p.device().str(), g.device().str());
     // The sum lives with the parameter (made with it, before a model.to(cuda)).
-    if (sum_[i].device() != p.device()) sum_[i] = sum_[i].to(p.device());
+    optim_detail::follow_param(sum_[i], p);
     const ParamGroupSettings& group = group_of(i);
     if constexpr (kCudaBuild) {
       if (p.device().is_cuda()) {  // adagrad.cu

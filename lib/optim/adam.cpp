@@ -96,6 +96,8 @@ void AdamBase::step() {
     if (!g.defined()) continue;  // as PyTorch: no gradient, no step for this parameter
     BRIDLE_CHECK(g.device() == p.device(), "{}: parameter {} is on {} but its gradient on {}",
                  type_, i, p.device().str(), g.device().str());
+    for (Tensor* state : {&exp_avg_[i], &exp_avg_sq_[i], &max_exp_avg_sq_[i]})
+      optim_detail::follow_param(*state, p);
     if (!exp_avg_[i].defined()) {  // the moments live with the parameter
       exp_avg_[i] = zeros_like(p);
       exp_avg_sq_[i] = zeros_like(p);

@@ -110,12 +110,16 @@ inline std::vector<Tensor> clone_kind(const OptimizerState& state, const std::st
   return out;
 }
 
+// Moves a defined state tensor to its parameter's device: the model may have
+// moved (Module::to) since the state was made, and the update reads both.
+inline void follow_param(Tensor& state, const Tensor& param) {
+  if (state.defined() && state.device() != param.device()) state = state.to(param.device());
+}
+
 // Moves each defined state tensor to its parameter's device: a checkpoint is read
 // into host memory, and a model trained with --device cuda updates on the GPU.
 inline void to_param_devices(std::vector<Tensor>& state, const std::vector<Tensor>& params) {
-  for (size_t i = 0; i < state.size(); ++i)
-    if (state[i].defined() && state[i].device() != params[i].device())
-      state[i] = state[i].to(params[i].device());
+  for (size_t i = 0; i < state.size(); ++i) follow_param(state[i], params[i]);
 }
 
 // Parameter i must hold a `kind` tensor exactly when it has a step count and

@@ -79,6 +79,8 @@ void RMSprop::step() {
     BRIDLE_CHECK(g.device() == p.device(), "RMSprop: parameter {} is on {} but its gradient on {}",
                  i, p.device().str(), g.device().str());
     // The state lives with the parameter.
+    for (Tensor* state : {&square_avg_[i], &momentum_buffer_[i], &grad_avg_[i]})
+      optim_detail::follow_param(*state, p);
     if (!square_avg_[i].defined()) square_avg_[i] = zeros_like(p);
     if (with_momentum && !momentum_buffer_[i].defined()) momentum_buffer_[i] = zeros_like(p);
     if (options_.centered && !grad_avg_[i].defined()) grad_avg_[i] = zeros_like(p);

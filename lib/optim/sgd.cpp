@@ -62,6 +62,7 @@ void SGD::step() {
     if (!g.defined()) continue;  // a parameter no gradient reached is left alone
     BRIDLE_CHECK(g.device() == p.device(), "SGD: parameter {} is on {} but its gradient on {}", i,
                  p.device().str(), g.device().str());
+    optim_detail::follow_param(momentum_buffers_[i], p);
     bool first = !momentum_buffers_[i].defined();
     if (options_.momentum != 0.0f && first)  // the buffer lives with the parameter
       momentum_buffers_[i] = Tensor::empty(p.shape(), p.device());

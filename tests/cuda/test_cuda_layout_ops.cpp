@@ -88,7 +88,7 @@ TEST(CudaTranspose, MatchesCpuForwardAndBackward) {
   // A matrix, attention's k^T over batched heads, and dims with others between
   // and after them.
   for (const Case& c : {Case{{64, 130}, 0, 1}, Case{{8, 50, 64}, -2, -1}, Case{{4, 5, 6, 7}, 1, 3},
-                        Case{{4, 5, 6, 7}, 2, 0}, Case{{3, 1, 2}, 0, 1}}) {
+                        Case{{4, 5, 6, 7}, 2, 0}, Case{{3, 1, 2}, 0, 1}, Case{{3, 4}, 1, -1}}) {
     Generator gen(static_cast<uint64_t>(c.shape.size() * 11 + c.dim1));
     Tensor x = randn(c.shape, gen);
     Shape out_shape = c.shape;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 
@@ -236,7 +237,9 @@ TEST(CudaMatmul, MatchesCpuPlainAndBatched) {
   BRIDLE_REQUIRE_CUDA();
   for (auto [a_shape, b_shape] :
        {std::pair<Shape, Shape>{{33, 17}, {17, 9}}, std::pair<Shape, Shape>{{4, 6, 5}, {4, 5, 3}},
-        std::pair<Shape, Shape>{{4, 6, 5}, {5, 3}}}) {
+        std::pair<Shape, Shape>{{4, 6, 5}, {5, 3}},
+        // an empty inner dimension: zeros, through cuBLAS's K = 0 (ld clamped to 1)
+        std::pair<Shape, Shape>{{3, 0}, {0, 4}}, std::pair<Shape, Shape>{{2, 3, 0}, {2, 0, 4}}}) {
     Tensor a = randn(a_shape), b = randn(b_shape);
     Tensor probe = matmul(a, b);
     Tensor g = randn(probe.shape());
@@ -844,6 +847,41 @@ TEST(CudaOptimizers, AdagradMadeBeforeTheMoveStepsOnTheGpu) {
   model.weight.set_grad(g.cuda());
   gpu_adagrad.step();
   expect_matches_cpu(model.weight.detach(), w.detach(), "Adagrad weight", 1e-6f, 1e-5f);
+}
+
+// State made on the CPU (a step before Module::to) follows the parameters to
+// the GPU at the next step, for every optimizer that keeps state.
+TEST(CudaOptimizers, StateMadeBeforeTheMoveFollowsTheModel) {
+  BRIDLE_REQUIRE_CUDA();
+  auto sgd = [](std::vector<Tensor> p) -> std::unique_ptr<Optimizer> {
+    return std::make_unique<SGD>(p, SGDOptions{.lr = 0.1f, .momentum = 0.9f});
+  };
+  auto adam = [](std::vector<Tensor> p) -> std::unique_ptr<Optimizer> {
+    return std::make_unique<Adam>(p, AdamOptions{.lr = 0.01f, .amsgrad = true});
+  };
+  auto rmsprop = [](std::vector<Tensor> p) -> std::unique_ptr<Optimizer> {
+    return std::make_unique<RMSprop>(
+        p, RMSpropOptions{.lr = 0.01f, .momentum = 0.5f, .centered = true});
+  };
+  for (const auto& [what, make] :
+       {std::pair<std::string, std::function<std::unique_ptr<Optimizer>(std::vector<Tensor>)>>{
+            "SGD", sgd},
+        {"Adam", adam},
+        {"RMSprop", rmsprop}}) {
+    Linear model(5, 8, /*bias=*/false);
+    Tensor w = model.weight.detach().clone().set_requires_grad(true);
+    auto on_cpu = make({w});
+    auto moved = make(model.parameters());
+    for (int step = 0; step < 3; ++step) {
+      Tensor g = randn({8, 5});
+      w.set_grad(g);
+      on_cpu->step();
+      if (step == 1) model.to(kGpu);
+      model.weight.set_grad(g.to(model.weight.device()));
+      moved->step();
+    }
+    expect_matches_cpu(model.weight.detach(), w.detach(), what + " weight", 1e-6f, 1e-5f);
+  }
 }
 
 // --resume with --device cuda: the state comes from a checkpoint, on the host, and

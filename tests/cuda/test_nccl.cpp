@@ -73,6 +73,16 @@ TEST(NcclProcessGroup, AllReduceOverOneRankLeavesTheDataUnchanged) {
   group->barrier();
 }
 
+// Three steps of plain SGD for each model, on the same batches on `device`.
+void train_both(Module& alone, Module& wrapped, Device device, uint64_t seed) {
+  std::vector<Batch> batches = testing::random_batches(/*steps=*/3, /*batch=*/8, seed);
+  for (Batch& b : batches) b = {b.inputs.to(device), b.targets.to(device)};
+  SGD alone_sgd(alone.parameters(), SGDOptions{.lr = 0.1f});
+  SGD wrapped_sgd(wrapped.parameters(), SGDOptions{.lr = 0.1f});
+  testing::train(alone, alone_sgd, batches);
+  testing::train(wrapped, wrapped_sgd, batches);
+}
+
 TEST(NcclDataParallel, OneRankMatchesTrainingWithoutTheWrapper) {
   BRIDLE_REQUIRE_NCCL();
   std::shared_ptr<ProcessGroup> group = init_nccl_process_group();
@@ -84,17 +94,28 @@ TEST(NcclDataParallel, OneRankMatchesTrainingWithoutTheWrapper) {
   DistributedDataParallel ddp(wrapped, group, DataParallelOptions{.bucket_bytes = 256});
   EXPECT_GT(ddp.num_buckets(), 1);
 
-  std::vector<Batch> batches = testing::random_batches(/*steps=*/3, /*batch=*/8, /*seed=*/11);
-  for (Batch& b : batches) b = {b.inputs.to(device), b.targets.to(device)};
-  SGD alone_sgd(alone.parameters(), SGDOptions{.lr = 0.1f});
-  SGD wrapped_sgd(wrapped.parameters(), SGDOptions{.lr = 0.1f});
-  testing::train(alone, alone_sgd, batches);
-  testing::train(wrapped, wrapped_sgd, batches);
+  train_both(alone, wrapped, device, /*seed=*/11);
 
   EXPECT_EQ(ddp.stats().backward_passes, 3);
   EXPECT_EQ(ddp.stats().all_reduces, 3 * ddp.num_buckets());
   for (const Tensor& p : wrapped.parameters()) EXPECT_TRUE(p.device() == device);
   EXPECT_LE(testing::max_parameter_difference(alone, wrapped), 1e-6f);
+}
+
+// Synchronized batch norm on the GPU: over one rank its statistics are the
+// batch's own, so training follows plain batch norm's (to rounding: the two
+// compute the variance differently).
+TEST(NcclDataParallel, SyncBatchNormOnOneRankMatchesPlainBatchNorm) {
+  BRIDLE_REQUIRE_NCCL();
+  std::shared_ptr<ProcessGroup> group = init_nccl_process_group();
+  const Device device = group->device();
+  testing::SmallNet alone(/*batch_norm=*/true), wrapped(/*batch_norm=*/true);
+  alone.to(device);
+  wrapped.to(device);
+  EXPECT_EQ(convert_sync_batch_norm(wrapped, group), 1);
+  DistributedDataParallel ddp(wrapped, group);
+  train_both(alone, wrapped, device, /*seed=*/12);
+  EXPECT_LE(testing::max_parameter_difference(alone, wrapped), 1e-5f);
 }
 
 }  // namespace

@@ -292,6 +292,27 @@ TEST(HierarchicalSoftmax, TopkEqualsTopkOfLogProb) {
   }
 }
 
+// Exact ties (node weights at zero, as word2vec starts them: every class at one
+// depth has the same log-probability) go to the lower class, as topk's do, and
+// a tie across the k-th place takes the lower classes in.
+TEST(HierarchicalSoftmax, TopkBreaksExactTiesAsTopk) {
+  Generator gen(6);
+  for (const auto& counts :
+       {kCounts7, std::vector<int64_t>{10, 9, 8, 7, 6, 5, 4, 3}, zipf_counts(50)}) {
+    HuffmanTree tree(counts);
+    const int64_t V = tree.num_classes(), N = tree.num_nodes();
+    Tensor hidden = randn({3, 4}, gen), weight = zeros({N, 4});
+    Tensor log_p = hierarchical_softmax_log_prob(hidden, weight, tree);
+    for (int64_t k = 1; k <= V; ++k) {
+      SCOPED_TRACE(fmt::format("V={} k={}", V, k));
+      auto [values, indices] = topk(log_p, k, 1);
+      auto [found_values, found] = hierarchical_softmax_topk(hidden, weight, tree, k);
+      EXPECT_EQ(found.to_int_vector(), indices.to_int_vector());
+      expect_close(found_values, values, 1e-6f, 0);
+    }
+  }
+}
+
 TEST(HierarchicalSoftmax, BadInputsAreErrors) {
   HuffmanTree tree(kCounts7);
   Tensor h = zeros({3, 4}), w = zeros({6, 4});

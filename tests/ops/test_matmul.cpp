@@ -34,6 +34,20 @@ TEST(Gemm, BothBackendsMatchNaiveForEveryTransposeAndBeta) {
     }
 }
 
+// K = 0: a product of empty matrices adds nothing, C = beta C, with the
+// leading dimensions K = 0 that BLAS itself would reject.
+TEST(Gemm, EmptyInnerDimensionScalesC) {
+  Tensor C0 = from_vector({1.0f, -2.0f, 3.0f, 4.0f, 5.0f, -6.0f}, {2, 3});
+  for (GemmBackend backend : {GemmBackend::kOneDnn, GemmBackend::kOpenBlas})
+    for (float beta : {0.0f, 1.0f}) {
+      Tensor C = C0.clone();
+      const float none = 0.0f;
+      cpu::gemm_with(backend, false, false, 2, 3, 0, 1.0f, &none, 0, &none, 3, beta,
+                     C.data<float>(), 3);
+      expect_close(C, beta == 0.0f ? zeros({2, 3}) : C0, 0, 0);
+    }
+}
+
 TEST(Gemm, BackendCanBeSwitched) {
   GemmBackend before = gemm_backend();
   Generator gen(12);
@@ -52,6 +66,20 @@ TEST(Matmul, ValuesAndShapes) {
   expect_close(matmul(a, b), {4, 5, 10, 11});
   EXPECT_EQ(matmul(zeros({5, 2, 3}), zeros({5, 3, 4})).shape(), (Shape{5, 2, 4}));
   EXPECT_EQ(matmul(zeros({5, 2, 3}), zeros({3, 4})).shape(), (Shape{5, 2, 4}));
+}
+
+// An inner dimension of 0 is an empty sum: zeros (it used to divide by zero).
+TEST(Matmul, EmptyInnerDimensionGivesZeros) {
+  Tensor a = full({3, 0}, 1.0f, grad_opts()), b = full({0, 4}, 1.0f, grad_opts());
+  Tensor c = matmul(a, b);
+  expect_close(c, zeros({3, 4}), 0, 0);
+  c.sum().backward();
+  EXPECT_EQ(a.grad().shape(), (Shape{3, 0}));
+  expect_close(matmul(full({2, 3, 0}, 1.0f), full({0, 4}, 1.0f)), zeros({2, 3, 4}), 0, 0);
+  expect_close(matmul(full({2, 3, 0}, 1.0f), full({2, 0, 4}, 1.0f)), zeros({2, 3, 4}), 0, 0);
+  Tensor bias = from_vector({1.0f, 2.0f});
+  expect_close(linear(full({3, 0}, 1.0f), full({2, 0}, 1.0f), bias), {1, 2, 1, 2, 1, 2}, 0, 0);
+  expect_close(linear(full({3, 0}, 1.0f), full({2, 0}, 1.0f)), zeros({3, 2}), 0, 0);
 }
 
 TEST(Matmul, ErrorsNameShapes) {

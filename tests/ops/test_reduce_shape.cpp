@@ -65,6 +65,12 @@ TEST(Shape, ReshapeFlattenTransposeSliceCat) {
   Tensor yt = transpose(y, 0, 2);
   EXPECT_EQ(yt.shape(), (Shape{4, 3, 2}));
   EXPECT_EQ(yt.at({3, 1, 1}), y.at({1, 1, 3}));
+  // A dim with itself moves nothing (it used to write past the output's end).
+  expect_close(transpose(y, 1, 1), y, 0, 0);
+  expect_close(transpose(y, -1, 2), y, 0, 0);
+  Tensor leaf = arange(0.0, 12.0).reshape({3, 4}).detach().set_requires_grad();
+  transpose(leaf, 1, -1).backward(full({3, 4}, 2.0f));
+  expect_close(leaf.grad(), full({3, 4}, 2.0f), 0, 0);
   expect_close(x.slice(1, 2), {3, 4, 5});
   Tensor c = cat({x, from_vector({9.0f, 9.0f, 9.0f}, {1, 3})}, 0);
   EXPECT_EQ(c.shape(), (Shape{3, 3}));

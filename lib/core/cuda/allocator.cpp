@@ -118,8 +118,13 @@ class PinnedCachingAllocator {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<Block>& blocks = free_[size];
     for (size_t i = 0; i < blocks.size(); ++i) {
-      // cudaErrorNotReady: a copy from this block is still in flight; try another.
-      if (cudaEventQuery(blocks[i].last_use) != cudaSuccess) continue;
+      const cudaError_t status = cudaEventQuery(blocks[i].last_use);
+      if (status == cudaErrorNotReady) {  // a copy from this block is still in flight
+        cudaGetLastError();               // not an error: keep it from the next launch check
+        continue;
+      }
+      if (status != cudaSuccess)
+        throw_cuda_error("cudaEventQuery(last_use)", __FILE__, __LINE__, status);
       void* ptr = blocks[i].ptr;
       events_.push_back(blocks[i].last_use);
       blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(i));
@@ -135,21 +140,31 @@ class PinnedCachingAllocator {
     return ptr;
   }
 
-  void release(void* ptr, size_t nbytes) {
+  // Called from Storage's destructor: never throws. When CUDA fails here (a
+  // sticky error from an earlier kernel, or the runtime unloading at exit) the
+  // block is dropped, neither reused nor freed, and the error is left to the
+  // code that meets it next.
+  void release(void* ptr, size_t nbytes) noexcept {
     const size_t size = size_class(nbytes);
     std::lock_guard<std::mutex> lock(mutex_);
+    stats_.bytes_in_use -= size;
     cudaEvent_t event = nullptr;
     if (!events_.empty()) {
       event = events_.back();
       events_.pop_back();
-    } else {
-      BRIDLE_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    } else if (cudaEventCreateWithFlags(&event, cudaEventDisableTiming) != cudaSuccess) {
+      return;
     }
     // Copies from pinned memory run on the current device's stream (copy_bytes):
     // the event passes once the ones queued so far, this block's included, are done.
-    BRIDLE_CUDA_CHECK(cudaEventRecord(event, stream()));
+    cudaStream_t current = nullptr;
+    try {
+      current = stream();
+    } catch (const Error&) {
+      return;
+    }
+    if (cudaEventRecord(event, current) != cudaSuccess) return;
     free_[size].push_back({ptr, event});
-    stats_.bytes_in_use -= size;
     stats_.bytes_cached += size;
   }
 

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 
 #include "core/cuda/cuda.h"
 
@@ -31,6 +32,11 @@ cublasHandle_t cublas_handle();
 
 // The current device's number of streaming multiprocessors (asked once per device).
 int multiprocessor_count();
+
+// Throws bridle::Error naming `what` unless every one of sizes fits in an int:
+// cuBLAS takes its sizes as int, and a grid holds at most 2^31 - 1 blocks. A
+// bigger value cast down would fail, or wrap and silently cover part of the work.
+void check_fits_int(const char* what, std::initializer_list<int64_t> sizes);
 
 // Blocks of `threads` to cover n items, for grid-stride loops: capped, since a
 // grid-stride loop covers any n with enough blocks to fill the GPU.

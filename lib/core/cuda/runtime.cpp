@@ -1,6 +1,7 @@
 // Devices, streams, cuBLAS handles, copies and the error messages of the CUDA
 // backend; see cuda.h and cuda_check.h.
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <vector>
 
@@ -120,6 +121,13 @@ int multiprocessor_count() {
   return d.multiprocessors;
 }
 
+void check_fits_int(const char* what, std::initializer_list<int64_t> sizes) {
+  for (int64_t size : sizes)
+    BRIDLE_CHECK(size <= std::numeric_limits<int>::max(),
+                 "{}: size {} exceeds the {} that CUDA takes as an int", what, size,
+                 std::numeric_limits<int>::max());
+}
+
 void synchronize() { BRIDLE_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
@@ -154,6 +162,9 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   DeviceGuard guard(dst_device.index);
   BRIDLE_CUDA_CHECK(
       cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, nbytes, stream()));
+  // and its end: the source's device orders its work on its own stream, which
+  // knows nothing of this copy, so its memory could be reused while still read.
+  synchronize();
 }
 
 }  // namespace bridle::cuda
