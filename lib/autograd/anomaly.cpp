@@ -13,11 +13,13 @@ std::atomic<bool> anomaly_mode{false};
 // Ops run inside a backward node are checked through the node's gradients.
 thread_local int backward_depth = 0;
 
-// The index of the first element of a float tensor that fails `bad`, or -1.
+// The index of the first element of a float tensor that fails `bad`, or -1. A
+// GPU tensor is copied to the host first: slow, as anomaly mode is everywhere.
 template <typename Predicate>
 int64_t first_index(const Tensor& t, Predicate bad) {
-  if (!t.defined() || !t.is_float() || t.device().is_cuda()) return -1;
-  const float* data = t.data<float>();
+  if (!t.defined() || !t.is_float()) return -1;
+  const Tensor host = t.cpu();
+  const float* data = host.data<float>();
   const int64_t n = t.numel();
   for (int64_t i = 0; i < n; ++i)
     if (bad(data[i])) return i;
@@ -76,7 +78,7 @@ void check_forward_anomaly(const std::string& name, const std::vector<Tensor>& i
   throw Error(fmt::format(
       "anomaly detected: the forward of '{}' produced {} at element {} of its output {}; its "
       "inputs: {}",
-      name, describe_value(output.data<float>()[at]), at, shape_str(output.shape()),
+      name, describe_value(output.cpu().data<float>()[at]), at, shape_str(output.shape()),
       describe_inputs(inputs)));
 }
 
@@ -92,7 +94,7 @@ void check_backward_anomaly(const Node& node, const Tensor& grad_output) {
     throw Error(fmt::format(
         "anomaly detected: the backward of '{}' produced {} at element {} of the gradient of "
         "its input {} {}; the gradient it received {} was {}; its inputs: {}",
-        node.name(), describe_value(grad.data<float>()[at]), at, i, shape_str(input.shape()),
+        node.name(), describe_value(grad.cpu().data<float>()[at]), at, i, shape_str(input.shape()),
         shape_str(grad_output.shape()), first_non_finite(grad_output) < 0 ? "finite" : "not finite",
         describe_inputs(inputs)));
   }

@@ -33,6 +33,13 @@ constexpr double kSameX = 1e-15;
 
 Tensor on_cpu(const Tensor& t) { return t.device().type == DeviceType::kCPU ? t : t.to(Device{}); }
 
+// Writes a fit's values into a buffer, wherever the module has moved it
+// (Module::to): the fits run on the host.
+template <typename T>
+void store(Tensor& buffer, const std::vector<T>& values) {
+  buffer.copy_(from_vector(values, buffer.shape()));
+}
+
 // ---------------------------------------------------------------------------
 // Input checks and the quantities every calibrator needs.
 
@@ -288,10 +295,8 @@ CalibratorFit VectorScaling::fit(const Tensor& logits, const Tensor& labels) {
   fit.nll_after = result.f;
   fit.iterations = result.iterations;
   fit.converged = result.converged;
-  for (int64_t c = 0; c < C; ++c) {
-    weight_.data<float>()[c] = static_cast<float>(result.x[c]);
-    bias_.data<float>()[c] = static_cast<float>(result.x[C + c]);
-  }
+  store(weight_, std::vector<float>(result.x.begin(), result.x.begin() + C));
+  store(bias_, std::vector<float>(result.x.begin() + C, result.x.begin() + 2 * C));
   return fit;
 }
 
@@ -379,8 +384,8 @@ CalibratorFit MatrixScaling::fit(const Tensor& logits, const Tensor& labels) {
   fit.nll_after = mean_nll(result.x, unused);
   fit.iterations = result.iterations;
   fit.converged = result.converged;
-  for (int64_t k = 0; k < C * C; ++k) weight_.data<float>()[k] = static_cast<float>(result.x[k]);
-  for (int64_t c = 0; c < C; ++c) bias_.data<float>()[c] = static_cast<float>(result.x[C * C + c]);
+  store(weight_, std::vector<float>(result.x.begin(), result.x.begin() + C * C));
+  store(bias_, std::vector<float>(result.x.begin() + C * C, result.x.begin() + C * C + C));
   return fit;
 }
 
@@ -410,8 +415,8 @@ HistogramBinning::HistogramBinning(int64_t num_classes, int64_t num_bins)
 }
 
 bool HistogramBinning::fitted() const {
-  const int64_t* count = bin_count_.data<int64_t>();
-  return std::any_of(count, count + bin_count_.numel(), [](int64_t n) { return n > 0; });
+  const std::vector<int64_t> count = on_cpu(bin_count_).to_int_vector();
+  return std::any_of(count.begin(), count.end(), [](int64_t n) { return n > 0; });
 }
 
 CalibratorFit HistogramBinning::fit(const Tensor& logits, const Tensor& labels) {
@@ -427,14 +432,15 @@ CalibratorFit HistogramBinning::fit(const Tensor& logits, const Tensor& labels) 
       positives[bin] += data.y[i] == c;
     }
   }
+  std::vector<float> value(C * B);
   for (int64_t c = 0; c < C; ++c)
     for (int64_t b = 0; b < B; ++b) {
       const int64_t k = c * B + b;
-      bin_count_.data<int64_t>()[k] = count[k];
-      bin_value_.data<float>()[k] =
-          count[k] > 0 ? static_cast<float>(static_cast<double>(positives[k]) / count[k])
-                       : static_cast<float>((b + 0.5) / static_cast<double>(B));
+      value[k] = count[k] > 0 ? static_cast<float>(static_cast<double>(positives[k]) / count[k])
+                              : static_cast<float>((b + 0.5) / static_cast<double>(B));
     }
+  store(bin_count_, count);
+  store(bin_value_, value);
   CalibratorFit fit;
   fit.nll_before = uncalibrated_nll(data);
   fit.nll_after = calibrated_nll(calibrated_probabilities(logits).to_vector(), data);
@@ -446,7 +452,7 @@ Tensor HistogramBinning::calibrated_probabilities(const Tensor& logits) {
   BRIDLE_CHECK(fitted(), "HistogramBinning: not fitted; call fit(logits, labels) first");
   const int64_t N = logits.size(0), C = num_classes(), B = num_bins_;
   const std::vector<float> z = on_cpu(logits).to_vector();
-  const float* value = bin_value_.data<float>();
+  const std::vector<float> value = on_cpu(bin_value_).to_vector();
   Tensor out = Tensor::empty({N, C});
   std::vector<float> p(C);
   std::vector<double> q(C);
@@ -456,7 +462,7 @@ Tensor HistogramBinning::calibrated_probabilities(const Tensor& logits) {
     normalize_row(q.data(), C);
     for (int64_t c = 0; c < C; ++c) out.data<float>()[i * C + c] = static_cast<float>(q[c]);
   }
-  return out;
+  return out.to(logits.device());
 }
 
 Tensor HistogramBinning::forward(const Tensor& logits) {
@@ -480,7 +486,7 @@ IsotonicCalibration::IsotonicCalibration(int64_t num_classes, int64_t max_thresh
 }
 
 bool IsotonicCalibration::fitted() const {
-  return threshold_count_.data<int64_t>()[0] > 0;  // fit sets every class's count
+  return on_cpu(threshold_count_).to_int_vector()[0] > 0;  // fit sets every class's count
 }
 
 CalibratorFit IsotonicCalibration::fit(const Tensor& logits, const Tensor& labels) {
@@ -504,14 +510,17 @@ CalibratorFit IsotonicCalibration::fit(const Tensor& logits, const Tensor& label
                  "max_thresholds = {}; build the calibrator with max_thresholds >= {}",
                  c, count, max_thresholds_, count);
   }
-  threshold_x_.fill_(0.0);
-  threshold_y_.fill_(0.0);
+  std::vector<float> tx(C * max_thresholds_, 0.0f), ty(C * max_thresholds_, 0.0f);
+  std::vector<int64_t> count(C);
   for (int64_t c = 0; c < C; ++c) {
     const Thresholds& t = per_class[c];
-    std::copy(t.x.begin(), t.x.end(), threshold_x_.data<float>() + c * max_thresholds_);
-    std::copy(t.y.begin(), t.y.end(), threshold_y_.data<float>() + c * max_thresholds_);
-    threshold_count_.data<int64_t>()[c] = static_cast<int64_t>(t.x.size());
+    std::copy(t.x.begin(), t.x.end(), tx.begin() + c * max_thresholds_);
+    std::copy(t.y.begin(), t.y.end(), ty.begin() + c * max_thresholds_);
+    count[c] = static_cast<int64_t>(t.x.size());
   }
+  store(threshold_x_, tx);
+  store(threshold_y_, ty);
+  store(threshold_count_, count);
   CalibratorFit fit;
   fit.nll_before = uncalibrated_nll(data);
   fit.nll_after = calibrated_nll(calibrated_probabilities(logits).to_vector(), data);
@@ -523,19 +532,20 @@ Tensor IsotonicCalibration::calibrated_probabilities(const Tensor& logits) {
   BRIDLE_CHECK(fitted(), "IsotonicCalibration: not fitted; call fit(logits, labels) first");
   const int64_t N = logits.size(0), C = num_classes(), K = max_thresholds_;
   const std::vector<float> z = on_cpu(logits).to_vector();
-  const float* tx = threshold_x_.data<float>();
-  const float* ty = threshold_y_.data<float>();
-  const int64_t* count = threshold_count_.data<int64_t>();
+  const std::vector<float> tx = on_cpu(threshold_x_).to_vector();
+  const std::vector<float> ty = on_cpu(threshold_y_).to_vector();
+  const std::vector<int64_t> count = on_cpu(threshold_count_).to_int_vector();
   Tensor out = Tensor::empty({N, C});
   std::vector<float> p(C);
   std::vector<double> q(C);
   for (int64_t i = 0; i < N; ++i) {
     class_probabilities(z.data() + i * C, C, p.data());
-    for (int64_t c = 0; c < C; ++c) q[c] = interpolate(tx + c * K, ty + c * K, count[c], p[c]);
+    for (int64_t c = 0; c < C; ++c)
+      q[c] = interpolate(tx.data() + c * K, ty.data() + c * K, count[c], p[c]);
     normalize_row(q.data(), C);
     for (int64_t c = 0; c < C; ++c) out.data<float>()[i * C + c] = static_cast<float>(q[c]);
   }
-  return out;
+  return out.to(logits.device());
 }
 
 Tensor IsotonicCalibration::forward(const Tensor& logits) {

@@ -18,8 +18,10 @@ namespace {
 constexpr double kMinLogT = -6.907755278982137;  // log(1e-3)
 constexpr double kMaxLogT = 6.907755278982137;   // log(1e3)
 
-// The held-out data, checked once: logits [N, C] and labels as int64.
+// The held-out data, checked once: logits [N, C] and labels as int64, on the
+// host (the fit is a scalar search over them, wherever they were computed).
 struct HeldOut {
+  Tensor host_logits;
   const float* z = nullptr;
   std::vector<int64_t> y;
   int64_t N = 0, C = 0;
@@ -37,8 +39,9 @@ HeldOut check_held_out(const char* op, const Tensor& logits, const Tensor& label
   HeldOut data;
   data.N = logits.size(0);
   data.C = logits.size(1);
-  data.z = logits.data<float>();
-  Tensor y = labels.to(DType::kInt64);
+  data.host_logits = logits.cpu();
+  data.z = data.host_logits.data<float>();
+  Tensor y = labels.cpu().to(DType::kInt64);
   data.y.assign(y.data<int64_t>(), y.data<int64_t>() + data.N);
   for (int64_t i = 0; i < data.N; ++i)
     BRIDLE_CHECK(data.y[i] >= 0 && data.y[i] < data.C,
@@ -148,12 +151,12 @@ Tensor TemperatureScaling::forward(const Tensor& logits) {
   return logits * static_cast<float>(1.0 / temperature());
 }
 
-double TemperatureScaling::temperature() const { return temperature_.data<float>()[0]; }
+double TemperatureScaling::temperature() const { return temperature_.item(); }
 
 void TemperatureScaling::set_temperature(double temperature) {
   BRIDLE_CHECK(temperature > 0.0 && std::isfinite(temperature),
                "TemperatureScaling: temperature must be positive and finite, got {}", temperature);
-  temperature_.data<float>()[0] = static_cast<float>(temperature);
+  temperature_.fill_(static_cast<float>(temperature));  // on the host or the GPU
 }
 
 std::string TemperatureScaling::extra_repr() const {

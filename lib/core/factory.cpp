@@ -70,14 +70,29 @@ Tensor arange(int64_t end, TensorOptions options) {
   return arange(0, static_cast<double>(end), 1, options);
 }
 
+namespace {
+
+// A tensor filled on the host, moved to `device` (one copy), then made a leaf
+// that requires grad if asked: what every factory that fills element by
+// element does, so that none writes device memory from the host.
+Tensor on_device(Tensor t, Device device, bool requires_grad) {
+  if (!device.is_cpu()) t = t.to(device);
+  if (requires_grad) t.set_requires_grad();
+  return t;
+}
+
+}  // namespace
+
 Tensor arange(double start, double end, double step, TensorOptions options) {
   BRIDLE_CHECK(step != 0, "arange: step must be non-zero");
   BRIDLE_CHECK((end - start) / step >= 0, "arange: start {} cannot reach end {} with step {}",
                start, end, step);
   auto n = static_cast<int64_t>(std::ceil((end - start) / step));
-  Tensor t = Tensor::empty({n}, options);
+  const Device device = options.device;
+  const bool requires_grad = options.requires_grad;
+  Tensor t = Tensor::empty({n}, options.with_device(Device::cpu()).with_requires_grad(false));
   for (int64_t i = 0; i < n; ++i) t.set({i}, start + static_cast<double>(i) * step);
-  return t;
+  return on_device(t, device, requires_grad);
 }
 
 namespace {
@@ -86,12 +101,12 @@ template <typename Draw>
 Tensor random_tensor(const Shape& shape, TensorOptions options, const char* name, Draw draw) {
   BRIDLE_CHECK(options.dtype == DType::kFloat32, "{}: only float32 is supported, got {}", name,
                dtype_name(options.dtype));
-  bool requires_grad = options.requires_grad;
-  Tensor t = Tensor::empty(shape, options.with_requires_grad(false));
+  const Device device = options.device;
+  const bool requires_grad = options.requires_grad;
+  Tensor t = Tensor::empty(shape, options.with_device(Device::cpu()).with_requires_grad(false));
   float* p = t.data<float>();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = draw();
-  if (requires_grad) t.set_requires_grad();
-  return t;
+  return on_device(t, device, requires_grad);
 }
 
 }  // namespace
@@ -123,12 +138,12 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptio
                "from_vector: {} values do not fill shape {}", values.size(), shape_str(s));
   BRIDLE_CHECK(options.dtype == DTypeOf<T>::value, "from_vector: {} values for a {} tensor",
                dtype_name(DTypeOf<T>::value), dtype_name(options.dtype));
-  bool requires_grad = options.requires_grad;
-  Tensor t = Tensor::empty(s, options.with_requires_grad(false));
+  const Device device = options.device;
+  const bool requires_grad = options.requires_grad;
+  Tensor t = Tensor::empty(s, options.with_device(Device::cpu()).with_requires_grad(false));
   if (!values.empty())  // an empty vector's data() may be null, which memcpy forbids
     std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
-  if (requires_grad) t.set_requires_grad();
-  return t;
+  return on_device(t, device, requires_grad);
 }
 
 template Tensor from_vector(const std::vector<float>&, const Shape&, TensorOptions);

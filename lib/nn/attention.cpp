@@ -31,10 +31,11 @@ Tensor MultiheadAttention::forward(const Tensor& x) { return forward(x, x, x).ou
 
 namespace {
 
-// An int mask (nonzero = masked out) as an additive float mask; a float one as is.
+// An int mask (nonzero = masked out) as an additive float mask; a float one as
+// is. On the host, wherever the mask was: the combined mask is built there.
 Tensor additive_mask(const Tensor& mask) {
-  if (mask.is_float()) return mask;
-  Tensor m = mask.to(DType::kFloat32);
+  if (mask.is_float()) return mask.cpu();
+  Tensor m = mask.cpu().to(DType::kFloat32);
   Tensor out = Tensor::empty(m.shape());
   for (int64_t i = 0; i < m.numel(); ++i)
     out.data<float>()[i] =
@@ -67,7 +68,8 @@ MultiheadAttentionOutput MultiheadAttention::forward(const Tensor& query, const 
   };
   Tensor q = project(query, 0, L), k = project(key, 1, S), v = project(value, 2, S);
 
-  // Both masks as one additive [B H, L, S] constant.
+  // Both masks as one additive [B H, L, S] constant, built on the host and
+  // moved to the query's device.
   Tensor mask;
   if (key_padding_mask.defined() || attn_mask.defined()) {
     mask = zeros({B, H, L, S});
@@ -87,7 +89,7 @@ MultiheadAttentionOutput MultiheadAttention::forward(const Tensor& query, const 
       Tensor add = additive_mask(attn_mask);
       for (int64_t i = 0; i < B * H * L * S; ++i) m[i] += add.data<float>()[i % (L * S)];
     }
-    mask = reshape(mask, {B * H, L, S});
+    mask = reshape(mask, {B * H, L, S}).to(query.device());
   }
   Tensor weights = attention_weights(q, k, {.mask = mask});  // [B H, L, S]
   Tensor heads = matmul(weights, v);                         // [B H, L, D]

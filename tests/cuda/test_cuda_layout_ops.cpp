@@ -466,6 +466,34 @@ TEST(CudaAttention, MatchesCpuForQKAndV) {
                            attend({.causal = true}, keep_mask), kTol, kTol);
 }
 
+// The layer with both masks, given on the host or on the GPU: the combined mask
+// is built on the host and follows the query to the GPU.
+TEST(CudaAttention, MultiheadAttentionWithMasksMatchesCpu) {
+  BRIDLE_REQUIRE_CUDA();
+  Generator cpu_gen(31), gpu_gen(31), gen(32);  // the same seed: the same weights
+  MultiheadAttention cpu_layer(8, 2, /*bias=*/true, cpu_gen);
+  MultiheadAttention gpu_layer(8, 2, /*bias=*/true, gpu_gen);
+  gpu_layer.to(kGpu);
+  Tensor x = randn({3, 5, 8}, gen);
+  Tensor padding = zeros({3, 5}, kInt64);
+  padding.set({0, 4}, 1);
+  padding.set({2, 1}, 1);
+  Tensor causal = zeros({5, 5});
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t j = i + 1; j < 5; ++j) causal.set({i, j}, -1e9);
+  MultiheadAttentionOutput expected = cpu_layer.forward(x, x, x, padding, causal);
+  for (Device mask_device : {Device::cpu(), kGpu}) {
+    Tensor xg = x.cuda();
+    MultiheadAttentionOutput got =
+        gpu_layer.forward(xg, xg, xg, padding.to(mask_device), causal.to(mask_device));
+    const std::string where = "masks on " + mask_device.str();
+    expect_matches_cpu(got.output, expected.output, "MultiheadAttention output, " + where, 1e-4f,
+                       1e-4f);
+    expect_matches_cpu(got.weights, expected.weights, "MultiheadAttention weights, " + where, 1e-5f,
+                       1e-4f);
+  }
+}
+
 TEST(CudaAttention, ErrorsAsOnTheCpuAndGradcheck) {
   BRIDLE_REQUIRE_CUDA();
   Tensor q = randn({2, 3, 4}), k = randn({2, 5, 4});
