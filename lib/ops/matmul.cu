@@ -35,8 +35,16 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   check_fits_int("cublasSgemm", {M, N, K, lda, ldb, ldc});
-  // K = 0 is a product of empty matrices: C = beta C, which cuBLAS does too,
-  // given leading dimensions of at least 1 (a K-wide matrix has ld K = 0).
+  // K = 0 is a product of empty matrices: C = beta C. Done here for beta 0 and 1
+  // (cuBLAS's batched paths have left C unwritten for it); for another beta
+  // cuBLAS scales C, given leading dimensions of at least 1 (ld = K = 0 here).
+  if (K == 0 && beta == 0.0f) {
+    BRIDLE_CUDA_CHECK(cudaMemset2DAsync(C, static_cast<size_t>(ldc) * sizeof(float), 0,
+                                        static_cast<size_t>(N) * sizeof(float),
+                                        static_cast<size_t>(M), stream()));
+    return;
+  }
+  if (K == 0 && beta == 1.0f) return;
   lda = std::max<int64_t>(lda, 1);
   ldb = std::max<int64_t>(ldb, 1);
   BRIDLE_CUBLAS_CHECK(cublasSgemm(cublas_handle(), op(trans_b), op(trans_a), static_cast<int>(N),

@@ -205,7 +205,7 @@ TEST_P(CudaDilatedMaxPool2d, MatchesCpuForwardAndBackward) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    DilatedShapes, CudaDilatedMaxPool2d,
+    CudaDilatedShapes, CudaDilatedMaxPool2d,
     ::testing::Values(
         DilatedPoolCase{"2x2 dilation 2 stride 1", 2, 3, 9, 8, {2, 2}, {1, 1}, {0, 0}, {2, 2}},
         DilatedPoolCase{"3x3 dilation 2 stride 2", 2, 3, 12, 11, {3, 3}, {2, 2}, {0, 0}, {2, 2}},

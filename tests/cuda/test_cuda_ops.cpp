@@ -41,8 +41,12 @@ TEST_P(CudaSoftmax, MatchesCpuForwardAndBackward) {
   Tensor g = randn({rows, n}, gen);
   const std::string shape = shape_str({rows, n});
   expect_same_on_both("softmax " + shape, x, g, [](const Tensor& t) { return softmax(t, 1); });
-  expect_same_on_both("log_softmax " + shape, x, g,
-                      [](const Tensor& t) { return log_softmax(t, 1); });
+  // log_softmax's backward, g - exp(y) sum g: the CPU's float sum of a long row
+  // of g is off by up to ~1e-2, which exp(y) (up to 1) carries into dx.
+  const float log_softmax_atol = n >= 16384 ? 1e-4f : 1e-5f;
+  expect_same_on_both(
+      "log_softmax " + shape, x, g, [](const Tensor& t) { return log_softmax(t, 1); },
+      log_softmax_atol);
   expect_same_on_both("softmax T=2.5 " + shape, x, g,
                       [](const Tensor& t) { return softmax(t, -1, 2.5f); });
 }
