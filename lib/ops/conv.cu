@@ -56,7 +56,9 @@ std::vector<int64_t> algorithm_key(const ConvSizes& s) {
 
 // The fastest algorithm cuDNN's heuristic offers that it also supports for
 // these descriptors (its list is sorted by expected time; unsupported ones come
-// with a failed status).
+// with a failed status), deterministic ones first: some backward algorithms add
+// with atomics, and a run resumed from a checkpoint should repeat the
+// uninterrupted one. Any supported algorithm if none is deterministic.
 template <typename Algo, typename Perf, typename GetAlgorithms>
 Algo choose_algorithm(std::map<std::vector<int64_t>, Algo>& cache, const ConvSizes& s,
                       GetAlgorithms get_algorithms, const char* direction) {
@@ -69,11 +71,14 @@ Algo choose_algorithm(std::map<std::vector<int64_t>, Algo>& cache, const ConvSiz
   Perf perf[16];
   int returned = 0;
   get_algorithms(16, &returned, perf);
-  for (int i = 0; i < returned; ++i) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-    std::lock_guard<std::mutex> lock(mutex);
-    cache[key] = perf[i].algo;
-    return perf[i].algo;
+  for (bool deterministic_only : {true, false}) {
+    for (int i = 0; i < returned; ++i) {
+      if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+      if (deterministic_only && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
+      std::lock_guard<std::mutex> lock(mutex);
+      cache[key] = perf[i].algo;
+      return perf[i].algo;
+    }
   }
   // No algorithm at all: report it as cuDNN's own "not supported".
   throw_cudnn_error(direction, __FILE__, __LINE__, CUDNN_STATUS_NOT_SUPPORTED);

@@ -95,14 +95,21 @@ class DeviceCachingAllocator {
   }
 
  private:
-  // Frees the cached blocks of one device; the caller holds the mutex.
+  // Frees the cached blocks of one device; the caller holds the mutex. A block
+  // is released when the work using it was queued, not done: wait for the
+  // device first. Each block leaves the cache before its cudaFree, so that a
+  // failing call cannot leave a freed pointer behind to be freed again.
   void free_cached(int device) {
     DeviceGuard guard(device);
+    BRIDLE_CUDA_CHECK(cudaDeviceSynchronize());
     for (auto& [key, blocks] : free_) {
       if (key.first != device) continue;
-      for (void* ptr : blocks) BRIDLE_CUDA_CHECK(cudaFree(ptr));
-      stats_[device].bytes_cached -= key.second * blocks.size();
-      blocks.clear();
+      while (!blocks.empty()) {
+        void* ptr = blocks.back();
+        blocks.pop_back();
+        stats_[device].bytes_cached -= key.second;
+        BRIDLE_CUDA_CHECK(cudaFree(ptr));
+      }
     }
   }
 
